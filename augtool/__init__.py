@@ -1,0 +1,5 @@
+"""augtool: text data augmentation and condensation toolkit."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The ``augtool`` command line: thin typer modules over the core and the methods."""

@@ -1,0 +1,51 @@
+"""The root ``augtool`` app: every command group is registered here, in one place.
+
+Command modules import only typer/rich at import time; torch and the models load inside
+command bodies, so ``augtool --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from augtool import __version__
+from augtool.cli import data, embed, evaluate, train
+
+app = typer.Typer(
+    name="augtool",
+    help="Text data augmentation and condensation: inversedMixup, TopEx, PInR, LM-mixup "
+    "and the baselines they are judged against. JSONL in, JSONL out.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"augtool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """augtool: JSONL in, JSONL out."""
+
+
+app.add_typer(data.app, name="data")
+app.command("embed")(embed.embed)
+app.command("train")(train.train)
+app.command("eval")(evaluate.evaluate)
+app.command("predict")(evaluate.predict)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

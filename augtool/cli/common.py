@@ -1,0 +1,115 @@
+"""Shared CLI plumbing: error handling, common options, config building."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from click.core import ParameterSource
+
+from augtool.cli.console import print_error
+from augtool.core.config import build_config, field_default, field_help
+from augtool.errors import AugtoolError
+
+F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C")
+
+
+def handle_errors(func: F) -> F:
+    """Turn user errors into one line on stderr and a non-zero exit (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AugtoolError as exc:
+            print_error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            print_error("interrupted; finished work is kept, rerun the same command to resume")
+            raise typer.Exit(130) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            print_error(f"{where}{exc.strerror or exc}")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def explicit_params(ctx: typer.Context) -> set[str]:
+    """Names of the options the user typed (or set through the environment)."""
+    typed = {ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT}
+    return {name for name in ctx.params if ctx.get_parameter_source(name) in typed}
+
+
+def make_config(ctx: typer.Context, cls: type[C], config_file: Path | None) -> C:
+    """The command's config dataclass from defaults, ``--config`` and typed options."""
+    return build_config(cls, ctx.params, explicit=explicit_params(ctx), config_file=config_file)
+
+
+def help_of(cls: type, name: str) -> str:
+    return field_help(cls, name)
+
+
+def default_of(cls: type, name: str) -> Any:
+    return field_default(cls, name)
+
+
+# Options shared by many commands.
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output path.")]
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the output if it exists (inputs never).")
+]
+SkipInvalidOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-invalid",
+        help="Skip invalid rows instead of failing; they go to <out>.rejects.jsonl.",
+    ),
+]
+TextFieldOpt = Annotated[str, typer.Option("--text-field", help="JSON field holding the text.")]
+LabelFieldOpt = Annotated[str, typer.Option("--label-field", help="JSON field holding the label.")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML file with option values (options typed here win)."),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", help="Inference batch size.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
+
+
+def read_input(
+    paths: Path | list[Path],
+    *,
+    text_field: str = "text",
+    label_field: str = "label",
+    require_label: bool = False,
+    require_text: bool = True,
+    known_labels: frozenset[str] | None = None,
+    skip_invalid: bool = False,
+) -> tuple[list[Any], list[Any]]:
+    """Read and validate input JSONL up front; returns ``(records, rejected rows)``."""
+    from augtool.data import FieldMap, RecordSpec, read_records
+
+    spec = RecordSpec(
+        fields=FieldMap(text=text_field, label=label_field),
+        require_text=require_text,
+        require_label=require_label,
+        known_labels=known_labels,
+    )
+    rejects: list[Any] | None = [] if skip_invalid else None
+    records = read_records(paths, spec, rejects=rejects)
+    return records, rejects or []
+
+
+def report_rejects(output: Path, rejects: list[Any]) -> None:
+    """Write skipped rows next to the output and say so."""
+    from augtool.cli.console import print_warning
+    from augtool.data import write_rejects
+
+    path = write_rejects(output, rejects)
+    if path is not None:
+        print_warning(f"skipped {len(rejects)} invalid rows; see {path}")

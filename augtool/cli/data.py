@@ -1,0 +1,234 @@
+"""``augtool data``: validate, describe, sample and split JSONL datasets."""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from augtool.cli.common import (
+    JsonOpt,
+    LabelFieldOpt,
+    OutputOpt,
+    OverwriteOpt,
+    SkipInvalidOpt,
+    TextFieldOpt,
+    handle_errors,
+    read_input,
+    report_rejects,
+)
+from augtool.cli.console import console, print_json
+
+app = typer.Typer(help="Validate, describe, sample and split JSONL datasets.", no_args_is_help=True)
+
+
+class IfShort(str, Enum):
+    error = "error"
+    all = "all"
+
+
+@app.command("validate")
+@handle_errors
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="JSONL files to check.")],
+    text_field: TextFieldOpt = "text",
+    label_field: LabelFieldOpt = "label",
+    require_label: Annotated[
+        bool, typer.Option("--require-label", help="Every row must have a label.")
+    ] = False,
+    max_errors: Annotated[int, typer.Option(help="Show at most this many problems.")] = 20,
+) -> None:
+    """Check every row (JSON, fields, types, empty text, duplicate ids); exit 1 on problems."""
+    from augtool.cli.console import print_error
+
+    records, rejects = read_input(
+        files,
+        text_field=text_field,
+        label_field=label_field,
+        require_label=require_label,
+        skip_invalid=True,
+    )
+    for item in rejects[:max_errors]:
+        print_error(f"{item.path}:{item.line}: {item.reason}")
+    if len(rejects) > max_errors:
+        print_error(f"... and {len(rejects) - max_errors} more problems")
+    names = ", ".join(str(path) for path in files)
+    if rejects:
+        console.print(f"{names}: {len(records)} valid rows, [red]{len(rejects)} invalid[/]")
+        raise typer.Exit(1)
+    console.print(f"{names}: {len(records)} rows, all valid")
+
+
+@app.command("stats")
+@handle_errors
+def stats(
+    file: Annotated[Path, typer.Argument(help="JSONL file.")],
+    text_field: TextFieldOpt = "text",
+    label_field: LabelFieldOpt = "label",
+    as_json: JsonOpt = False,
+) -> None:
+    """Rows, label distribution, text lengths and duplicate texts."""
+    from augtool.data import dataset_stats
+
+    records, _ = read_input(file, text_field=text_field, label_field=label_field)
+    summary = dataset_stats(records)
+    if as_json:
+        print_json(summary)
+        return
+    overview = Table(title=str(file), show_header=False)
+    for key in (
+        "rows",
+        "labelled",
+        "unlabelled",
+        "soft_labelled",
+        "with_text_pair",
+        "augmented",
+        "duplicate_texts",
+    ):
+        overview.add_row(key.replace("_", " "), str(summary[key]))
+    for unit in ("chars", "words"):
+        s = summary[unit]
+        overview.add_row(
+            f"length ({unit})",
+            f"min {s['min']}  mean {s['mean']}  median {s['median']}  max {s['max']}",
+        )
+    console.print(overview)
+    if summary["labels"]:
+        labels = Table(title="labels")
+        labels.add_column("label")
+        labels.add_column("rows", justify="right")
+        labels.add_column("share", justify="right")
+        total = summary["labelled"]
+        for name, count in summary["labels"].items():
+            labels.add_row(name, str(count), f"{100 * count / total:.1f}%")
+        console.print(labels)
+
+
+@app.command("sample")
+@handle_errors
+def sample(
+    file: Annotated[Path, typer.Argument(help="Labelled JSONL file.")],
+    output: OutputOpt,
+    k: Annotated[int, typer.Option("--k", help="Examples per label.")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    if_short: Annotated[
+        IfShort,
+        typer.Option(help="When a label has fewer than K rows: fail (error) or take them all."),
+    ] = IfShort.error,
+    text_field: TextFieldOpt = "text",
+    label_field: LabelFieldOpt = "label",
+    skip_invalid: SkipInvalidOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Draw a K-shot training set: K rows per label, seeded, in input order."""
+    from augtool.data import FieldMap, JsonlWriter, build_meta, k_shot, run_key, write_meta
+    from augtool.errors import OptionError
+
+    started = time.time()
+    if k < 1:
+        raise OptionError("k", f"must be at least 1 (got {k})")
+    records, rejects = read_input(
+        file,
+        text_field=text_field,
+        label_field=label_field,
+        require_label=True,
+        skip_invalid=skip_invalid,
+    )
+    chosen = k_shot(records, k, seed, if_short=if_short.value)
+    settings = {"k": k, "seed": seed, "if_short": if_short.value}
+    fields = FieldMap(text=text_field, label=label_field)
+    writer = JsonlWriter(
+        output,
+        run_key=run_key("sample", settings, [r.id for r in chosen]),
+        fields=fields,
+        overwrite=overwrite,
+        inputs=[file],
+    )
+    with writer:
+        writer.write(r for r in chosen if r.id not in writer.done_ids)
+        writer.commit()
+    write_meta(
+        output,
+        build_meta(
+            "data sample",
+            config=settings,
+            inputs=[file],
+            seed=seed,
+            counts={"input": len(records), "output": len(chosen)},
+            started=started,
+        ),
+    )
+    report_rejects(output, rejects)
+    console.print(f"wrote {len(chosen)} rows ({k} per label) to {output}")
+
+
+@app.command("split")
+@handle_errors
+def split(
+    file: Annotated[Path, typer.Argument(help="Labelled JSONL file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Training part.")],
+    dev_output: Annotated[Path, typer.Option("--dev-output", help="Dev part.")],
+    dev_fraction: Annotated[float, typer.Option(help="Fraction of each label for dev.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    text_field: TextFieldOpt = "text",
+    label_field: LabelFieldOpt = "label",
+    skip_invalid: SkipInvalidOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Stratified train/dev split, seeded."""
+    from augtool.data import (
+        FieldMap,
+        JsonlWriter,
+        build_meta,
+        prepare_output,
+        run_key,
+        train_dev_split,
+        write_meta,
+    )
+    from augtool.errors import AugtoolError
+
+    started = time.time()
+    if output.resolve() == dev_output.resolve():
+        raise AugtoolError("--dev-output: must differ from --output")
+    prepare_output(dev_output, overwrite=overwrite, inputs=[file], option="--dev-output")
+    records, rejects = read_input(
+        file,
+        text_field=text_field,
+        label_field=label_field,
+        require_label=True,
+        skip_invalid=skip_invalid,
+    )
+    train, dev = train_dev_split(records, dev_fraction, seed)
+    settings = {"dev_fraction": dev_fraction, "seed": seed}
+    fields = FieldMap(text=text_field, label=label_field)
+    for path, part, option in ((output, train, "--output"), (dev_output, dev, "--dev-output")):
+        writer = JsonlWriter(
+            path,
+            run_key=run_key("split", settings, [r.id for r in part]),
+            fields=fields,
+            overwrite=overwrite,
+            inputs=[file],
+            option=option,
+        )
+        with writer:
+            writer.write(r for r in part if r.id not in writer.done_ids)
+            writer.commit()
+        write_meta(
+            path,
+            build_meta(
+                "data split",
+                config=settings,
+                inputs=[file],
+                seed=seed,
+                counts={"input": len(records), "output": len(part)},
+                started=started,
+            ),
+        )
+    report_rejects(output, rejects)
+    console.print(
+        f"wrote {len(train)} training rows to {output} and {len(dev)} dev rows to {dev_output}"
+    )

@@ -1,0 +1,75 @@
+"""``augtool embed``: sentence embeddings of a JSONL file as ``.npy`` (+ ids)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from augtool.cli.common import (
+    ConfigOpt,
+    OutputOpt,
+    OverwriteOpt,
+    SkipInvalidOpt,
+    default_of,
+    handle_errors,
+    help_of,
+    make_config,
+    read_input,
+    report_rejects,
+)
+from augtool.cli.console import console, progress_reporter
+from augtool.core.encoders.job import EmbedConfig as E
+
+
+@handle_errors
+def embed(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="JSONL file with a text per row.")],
+    output: OutputOpt,
+    encoder: Annotated[str, typer.Option(help=help_of(E, "encoder"))] = default_of(E, "encoder"),
+    pooling: Annotated[str | None, typer.Option(help=help_of(E, "pooling"))] = None,
+    max_length: Annotated[int | None, typer.Option(help=help_of(E, "max_length"))] = None,
+    batch_size: Annotated[int, typer.Option(help=help_of(E, "batch_size"))] = default_of(
+        E, "batch_size"
+    ),
+    device: Annotated[str, typer.Option(help=help_of(E, "device"))] = "auto",
+    dtype: Annotated[str, typer.Option(help=help_of(E, "dtype"))] = "auto",
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help=help_of(E, "cache"))] = True,
+    text_field: Annotated[str, typer.Option(help=help_of(E, "text_field"))] = "text",
+    skip_invalid: SkipInvalidOpt = False,
+    overwrite: OverwriteOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Embed every text with a sentence encoder (default: all-MiniLM-L6-v2, offline).
+
+    Writes OUTPUT (.npy, float32, one row per input row), OUTPUT.ids.json and
+    OUTPUT.meta.json. Vectors are cached on disk: embedding the same texts again with the
+    same model is a lookup.
+    """
+    from augtool.core.encoders.job import embed_records
+    from augtool.data import build_meta, prepare_output, write_meta
+
+    started = time.time()
+    settings = make_config(ctx, E, config)
+    prepare_output(output, overwrite=overwrite, inputs=[file])
+    records, rejects = read_input(file, text_field=settings.text_field, skip_invalid=skip_invalid)
+    with progress_reporter() as reporter:
+        described = embed_records(
+            records, output, settings, overwrite=overwrite, inputs=[file], reporter=reporter
+        )
+    write_meta(
+        output,
+        build_meta(
+            "embed",
+            config=settings,
+            inputs=[file],
+            models={"encoder": described},
+            counts={"rows": len(records)},
+            started=started,
+        ),
+    )
+    report_rejects(output, rejects)
+    console.print(f"wrote {len(records)} embeddings to {output}")

@@ -1,0 +1,123 @@
+"""``augtool train``: train the task classifier (encoder + MLP head, optional Mixup)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from augtool.cli.common import (
+    ConfigOpt,
+    OverwriteOpt,
+    SkipInvalidOpt,
+    default_of,
+    handle_errors,
+    help_of,
+    make_config,
+    read_input,
+    report_rejects,
+)
+from augtool.cli.console import console, progress_reporter
+from augtool.core.taskmodel.config import TrainConfig as T
+
+
+def _opt(name: str, *flags: str) -> typer.models.OptionInfo:
+    return typer.Option(*flags, help=help_of(T, name))
+
+
+@handle_errors
+def train(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Labelled JSONL training file(s).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model folder to write.")],
+    dev: Annotated[
+        Path | None, typer.Option(help="Labelled JSONL dev set for early stopping.")
+    ] = None,
+    encoder: Annotated[str, _opt("encoder")] = default_of(T, "encoder"),
+    pooling: Annotated[str | None, _opt("pooling")] = None,
+    max_length: Annotated[int, _opt("max_length")] = default_of(T, "max_length"),
+    freeze_encoder: Annotated[
+        bool, _opt("freeze_encoder", "--freeze-encoder/--no-freeze-encoder")
+    ] = False,
+    head_hidden: Annotated[int, _opt("head_hidden")] = default_of(T, "head_hidden"),
+    dropout: Annotated[float, _opt("dropout")] = default_of(T, "dropout"),
+    epochs: Annotated[int, _opt("epochs")] = default_of(T, "epochs"),
+    batch_size: Annotated[int, _opt("batch_size")] = default_of(T, "batch_size"),
+    lr: Annotated[float, _opt("lr")] = default_of(T, "lr"),
+    head_lr: Annotated[float, _opt("head_lr")] = default_of(T, "head_lr"),
+    weight_decay: Annotated[float, _opt("weight_decay")] = default_of(T, "weight_decay"),
+    warmup_ratio: Annotated[float, _opt("warmup_ratio")] = default_of(T, "warmup_ratio"),
+    mixup: Annotated[bool, _opt("mixup", "--mixup/--no-mixup")] = False,
+    alpha: Annotated[float, _opt("alpha")] = default_of(T, "alpha"),
+    dev_fraction: Annotated[float, _opt("dev_fraction")] = default_of(T, "dev_fraction"),
+    patience: Annotated[int, _opt("patience")] = default_of(T, "patience"),
+    seed: Annotated[int, _opt("seed")] = default_of(T, "seed"),
+    device: Annotated[str, _opt("device")] = "auto",
+    dtype: Annotated[str, _opt("dtype")] = "auto",
+    text_field: Annotated[str, _opt("text_field")] = "text",
+    label_field: Annotated[str, _opt("label_field")] = "label",
+    skip_invalid: SkipInvalidOpt = False,
+    overwrite: OverwriteOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Train the task classifier on hard or soft labels; saves a model folder.
+
+    Rows with a `label_dist` train on that soft label. An interrupted run resumes from
+    its last checkpoint when the same command is run again.
+    """
+    from augtool.core.taskmodel.train import train_task_model
+    from augtool.data import build_meta, write_meta
+    from augtool.errors import OutputExistsError
+
+    started = time.time()
+    settings = make_config(ctx, T, config)
+    if output.exists() and not overwrite:
+        raise OutputExistsError(output)
+    records, rejects = read_input(
+        files,
+        text_field=settings.text_field,
+        label_field=settings.label_field,
+        require_label=True,
+        skip_invalid=skip_invalid,
+    )
+    dev_records = None
+    if dev is not None:
+        from augtool.data import labels_of
+
+        dev_records, dev_rejects = read_input(
+            dev,
+            text_field=settings.text_field,
+            label_field=settings.label_field,
+            require_label=True,
+            known_labels=frozenset(labels_of(records)),
+            skip_invalid=skip_invalid,
+        )
+        rejects.extend(dev_rejects)
+    with progress_reporter() as reporter:
+        result = train_task_model(
+            records, settings, output, dev=dev_records, overwrite=overwrite, reporter=reporter
+        )
+    counts = {
+        "train": result.train_size,
+        "dev": result.dev_size,
+        "epochs_run": len(result.history),
+        "resumed_epochs": result.resumed_epochs,
+    }
+    meta = build_meta(
+        "train",
+        config=settings,
+        inputs=[*files, *([dev] if dev else [])],
+        models={"encoder": result.model.encoder.describe()},
+        seed=settings.seed,
+        counts=counts,
+        started=started,
+        extra={"best_epoch": result.best_epoch, "history": result.history},
+    )
+    write_meta(output, meta)
+    report_rejects(output, rejects)
+    summary = f"saved model to {output} ({result.train_size} rows, {len(result.history)} epochs"
+    if result.best_epoch is not None:
+        summary += f", best dev epoch {result.best_epoch}"
+    console.print(summary + ")")

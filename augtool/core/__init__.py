@@ -1,0 +1,2 @@
+"""Shared core: encoders, the task model, and (in later modules) inversion, generation,
+clustering, particles and metrics. Importing this package does not import torch."""

@@ -1,0 +1,391 @@
+"""Training the task model: cross-entropy on hard or soft labels, optional embedding Mixup,
+early stopping on a dev set, checkpoints that make an interrupted run resumable.
+
+Randomness is derived from ``(seed, epoch)`` at the start of every epoch (batch order,
+Mixup lambdas, dropout), so a resumed run continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from augtool.core.encoders import TorchEncoder, load_encoder
+from augtool.core.progress import SILENT, Reporter
+from augtool.core.seed import set_seed
+from augtool.core.taskmodel.config import TrainConfig
+from augtool.core.taskmodel.evaluate import classification_metrics
+from augtool.core.taskmodel.model import MODEL_FILE, TaskModel
+from augtool.data.provenance import config_dict, run_key
+from augtool.data.records import Record, labels_of
+from augtool.data.sampling import train_dev_split
+from augtool.errors import AugtoolError, OutputExistsError
+
+CHECKPOINT_DIR = "checkpoint"
+EpochHook = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_task_model` produced."""
+
+    model: TaskModel
+    output: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    resumed_epochs: int = 0
+    train_size: int = 0
+    dev_size: int = 0
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against target distributions (one-hot, soft or mixed labels)."""
+    return -(targets * torch.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean()
+
+
+def mixup(
+    embeddings: torch.Tensor, targets: torch.Tensor, lam: float, perm: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``lam * x + (1 - lam) * x[perm]`` for embeddings and label distributions alike."""
+    mixed = lam * embeddings + (1.0 - lam) * embeddings[perm]
+    mixed_targets = lam * targets + (1.0 - lam) * targets[perm]
+    return mixed, mixed_targets
+
+
+def _dataset_key(train: list[Record], dev: list[Record] | None, config: TrainConfig) -> str:
+    def rows(records: list[Record] | None) -> list[Any]:
+        return [(r.id, r.text, r.label, r.label_dist) for r in records or []]
+
+    return run_key("train", config_dict(config), rows(train), rows(dev))
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    if output.exists():
+        if not overwrite:
+            raise OutputExistsError(output)
+        if output.is_file() or (any(output.iterdir()) and not (output / MODEL_FILE).is_file()):
+            raise AugtoolError(
+                f"--output {output}: exists and is not an augtool model folder; "
+                "refusing to replace it"
+            )
+
+
+class _Checkpointer:
+    """Per-epoch checkpoints in ``<out>.partial/checkpoint``; the newest one wins."""
+
+    def __init__(self, staging: Path, key: str) -> None:
+        self.root = staging / CHECKPOINT_DIR
+        self.key = key
+
+    def load_progress(self) -> dict[str, Any] | None:
+        try:
+            progress = json.loads((self.root / "progress.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return progress if progress.get("run_key") == self.key else None
+
+    def save(
+        self,
+        epoch: int,
+        modules: dict[str, nn.Module],
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        progress: dict[str, Any],
+    ) -> None:
+        from safetensors.torch import save_model
+
+        folder = self.root / f"epoch-{epoch}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, module in modules.items():
+            save_model(module, str(folder / f"{name}.safetensors"))
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+            folder / "optimizer.pt",
+        )
+        progress = {**progress, "run_key": self.key, "epoch": epoch, "folder": folder.name}
+        tmp = self.root / "progress.json.tmp"
+        tmp.write_text(json.dumps(progress), encoding="utf-8")
+        os.replace(tmp, self.root / "progress.json")
+        for old in self.root.glob("epoch-*"):
+            if old.name != folder.name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def restore(
+        self,
+        progress: dict[str, Any],
+        modules: dict[str, nn.Module],
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+    ) -> None:
+        from safetensors.torch import load_model
+
+        folder = self.root / progress["folder"]
+        for name, module in modules.items():
+            load_model(module, str(folder / f"{name}.safetensors"))
+        state = torch.load(folder / "optimizer.pt", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+
+    def save_best(self, modules: dict[str, nn.Module]) -> None:
+        from safetensors.torch import save_model
+
+        folder = self.root / "best"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, module in modules.items():
+            save_model(module, str(folder / f"{name}.safetensors"))
+
+    def restore_best(self, modules: dict[str, nn.Module]) -> None:
+        from safetensors.torch import load_model
+
+        for name, module in modules.items():
+            load_model(module, str(self.root / "best" / f"{name}.safetensors"))
+
+
+def train_task_model(
+    train: list[Record],
+    config: TrainConfig,
+    output: str | Path,
+    *,
+    dev: list[Record] | None = None,
+    overwrite: bool = False,
+    reporter: Reporter = SILENT,
+    on_epoch_end: EpochHook | None = None,
+    checkpoint_seconds: float = 60.0,
+) -> TrainResult:
+    """Train on ``train`` and save the model folder at ``output``.
+
+    Work goes to ``<output>.partial`` and is renamed at the end. A checkpoint is written
+    after an epoch when ``checkpoint_seconds`` have passed since the last one (0: every
+    epoch); rerunning the same job on the same data resumes from it.
+    """
+    output = Path(output)
+    _check_output(output, overwrite)
+    if dev is None and config.dev_fraction > 0:
+        train, dev = train_dev_split(train, config.dev_fraction, config.seed)
+    labels = labels_of(train)
+    if len(labels) < 2:
+        raise AugtoolError(
+            f"training needs at least two labels, found {len(labels)}: "
+            f"{', '.join(labels) or 'none'}"
+        )
+    unlabelled = [r.id for r in train if r.label is None and not r.label_dist]
+    if unlabelled:
+        raise AugtoolError(f'record "{unlabelled[0]}" has no label; training needs labels')
+
+    staging = output.with_name(output.name + ".partial")
+    key = _dataset_key(train, dev, config)
+    checkpointer = _Checkpointer(staging, key)
+    progress_state = checkpointer.load_progress()
+    if progress_state is None and staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True, exist_ok=True)
+
+    set_seed(config.seed)
+    encoder = load_encoder(
+        config.encoder,
+        device=config.device,
+        dtype="float32",
+        batch_size=max(config.batch_size, 32),
+        max_length=config.max_length,
+        pooling=config.pooling,
+    )
+    if not isinstance(encoder, TorchEncoder):
+        raise AugtoolError(
+            f"--encoder {config.encoder}: backend {encoder.backend!r} cannot be trained"
+        )
+    encoder.load()
+    device = encoder.device
+    encoder_spec = {
+        "name": encoder.name,
+        "backend": encoder.backend,
+        "max_length": config.max_length,
+    }
+    if getattr(encoder, "pooling", None):
+        encoder_spec["pooling"] = encoder.pooling
+    model = TaskModel(
+        encoder,
+        labels,
+        head_hidden=config.head_hidden,
+        dropout=config.dropout,
+        encoder_spec=encoder_spec,
+        train_config=config_dict(config),
+    )
+    trainable = not config.freeze_encoder
+    modules: dict[str, nn.Module] = {"head": model.head}
+    if trainable:
+        modules["encoder"] = encoder.module
+    else:
+        encoder.module.requires_grad_(False)
+
+    texts = [r.text or "" for r in train]
+    targets = torch.tensor([r.target(labels) for r in train], dtype=torch.float32, device=device)
+    frozen_embeddings = None
+    if not trainable:
+        advance = reporter.task("embedding training texts", len(texts))
+        frozen_embeddings = torch.as_tensor(encoder.encode(texts, progress=advance), device=device)
+
+    param_groups = [{"params": list(model.head.parameters()), "lr": config.head_lr}]
+    if trainable:
+        param_groups.append({"params": list(encoder.module.parameters()), "lr": config.lr})
+    optimizer = torch.optim.AdamW(param_groups, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(texts) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = int(config.warmup_ratio * total_steps)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"score": None, "epoch": None}
+    bad_epochs = 0
+    start_epoch = 1
+    if progress_state is not None:
+        checkpointer.restore(progress_state, modules, optimizer, scheduler)
+        history = progress_state["history"]
+        best = progress_state["best"]
+        bad_epochs = progress_state["bad_epochs"]
+        start_epoch = progress_state["epoch"] + 1
+        reporter.log(f"resuming from epoch {progress_state['epoch']} of {config.epochs}")
+    resumed_epochs = start_epoch - 1
+
+    use_amp = device.startswith("cuda") and config.dtype in ("auto", "bfloat16", "float16")
+    amp_dtype = torch.float16 if config.dtype == "float16" else torch.bfloat16
+    advance = reporter.task("training", total_steps, completed=resumed_epochs * steps_per_epoch)
+    last_checkpoint = time.monotonic()
+    stopped_early = False
+
+    for epoch in range(start_epoch, config.epochs + 1):
+        torch.manual_seed(config.seed * 1000 + epoch)
+        order_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        lambda_rng = np.random.default_rng([config.seed, epoch])
+        order = torch.randperm(len(texts), generator=order_gen)
+        model.head.train()
+        if trainable:
+            encoder.module.train()
+        epoch_loss = 0.0
+        for start in range(0, len(texts), config.batch_size):
+            index = order[start : start + config.batch_size]
+            batch_targets = targets[index.to(device)]
+            amp = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
+            with amp:
+                if frozen_embeddings is not None:
+                    embeddings = frozen_embeddings[index.to(device)]
+                else:
+                    batch_texts = [texts[i] for i in index.tolist()]
+                    embeddings = encoder.forward(encoder.tokenize(batch_texts))
+                if config.mixup and len(index) > 1:
+                    lam = float(lambda_rng.beta(config.alpha, config.alpha))
+                    perm = torch.randperm(len(index), generator=order_gen).to(device)
+                    embeddings, batch_targets = mixup(embeddings, batch_targets, lam, perm)
+                logits = model.head(embeddings.float())
+            loss = soft_cross_entropy(logits, batch_targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(
+                [p for group in param_groups for p in group["params"]], 1.0
+            )
+            optimizer.step()
+            scheduler.step()
+            epoch_loss += float(loss.detach()) * len(index)
+            advance(1)
+
+        record: dict[str, Any] = {"epoch": epoch, "train_loss": round(epoch_loss / len(texts), 6)}
+        if dev:
+            dev_metrics = _evaluate_dev(model, dev, trainable)
+            record.update({f"dev_{k}": v for k, v in dev_metrics.items()})
+            score = (dev_metrics["accuracy"], -dev_metrics["loss"])
+            if best["score"] is None or tuple(score) > tuple(best["score"]):
+                best = {"score": list(score), "epoch": epoch}
+                bad_epochs = 0
+                checkpointer.save_best(modules)
+            else:
+                bad_epochs += 1
+        history.append(record)
+        reporter.log(_format_epoch(record, config.epochs))
+        stopped_early = bool(dev) and config.patience > 0 and bad_epochs >= config.patience
+        last_epoch = epoch == config.epochs or stopped_early
+        if not last_epoch and time.monotonic() - last_checkpoint >= checkpoint_seconds:
+            checkpointer.save(
+                epoch,
+                modules,
+                optimizer,
+                scheduler,
+                {"history": history, "best": best, "bad_epochs": bad_epochs},
+            )
+            last_checkpoint = time.monotonic()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+        if stopped_early:
+            reporter.log(f"early stopping: no dev improvement for {config.patience} epochs")
+            break
+
+    if dev and best["epoch"] is not None:
+        checkpointer.restore_best(modules)
+    model.head.eval()
+    encoder.module.eval()
+    shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
+    model.save(staging, encoder_trained=trainable)
+    with (staging / "train_log.jsonl").open("w", encoding="utf-8") as handle:
+        for record in history:
+            handle.write(json.dumps(record) + "\n")
+    if output.exists():
+        shutil.rmtree(output)
+    os.replace(staging, output)
+    del model, optimizer, scheduler, frozen_embeddings
+    trained = TaskModel.load(output, device=config.device)
+    return TrainResult(
+        model=trained,
+        output=output,
+        history=history,
+        best_epoch=best["epoch"],
+        resumed_epochs=resumed_epochs,
+        train_size=len(train),
+        dev_size=len(dev or []),
+    )
+
+
+def _evaluate_dev(model: TaskModel, dev: list[Record], trainable: bool) -> dict[str, float]:
+    texts = [r.text or "" for r in dev]
+    if trainable:
+        embeddings = np.concatenate(
+            [model.encoder.encode_batch(texts[i : i + 64]) for i in range(0, len(texts), 64)]
+        )
+    else:
+        embeddings = model.encoder.encode(texts)
+    logits = model.logits_from_embeddings(embeddings)
+    targets = np.asarray([r.target(model.labels) for r in dev], dtype=np.float64)
+    log_probs = logits - logits.max(axis=1, keepdims=True)
+    log_probs = log_probs - np.log(np.exp(log_probs).sum(axis=1, keepdims=True))
+    loss = float(-(targets * log_probs).sum(axis=1).mean())
+    gold = [model.labels[int(np.argmax(t))] for t in targets]
+    predicted = [model.labels[int(i)] for i in logits.argmax(axis=1)]
+    metrics = classification_metrics(gold, predicted, model.labels)
+    return {
+        "loss": round(loss, 6),
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+    }
+
+
+def _format_epoch(record: dict[str, Any], epochs: int) -> str:
+    parts = [f"epoch {record['epoch']}/{epochs}", f"loss {record['train_loss']:.4f}"]
+    if "dev_accuracy" in record:
+        parts.append(f"dev acc {record['dev_accuracy']:.4f}")
+        parts.append(f"dev loss {record['dev_loss']:.4f}")
+    return "  ".join(parts)

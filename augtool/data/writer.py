@@ -1,0 +1,174 @@
+"""Safe outputs: refuse to clobber, write incrementally to ``<out>.partial``, resume, rename.
+
+A long job opens a :class:`JsonlWriter`, skips the ids in ``writer.done_ids`` (rows a
+previous, interrupted run already wrote), writes the rest batch by batch and calls
+:meth:`JsonlWriter.commit` at the end. Until then the output path itself never exists,
+so nothing half-written can be mistaken for a finished file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from augtool.data.jsonl import Rejected
+from augtool.data.records import FieldMap, Record
+from augtool.errors import AugtoolError, OutputExistsError
+
+
+def sidecar(path: str | Path, suffix: str) -> Path:
+    """``<path><suffix>``, e.g. ``out.jsonl`` -> ``out.jsonl.meta.json``."""
+    path = Path(path)
+    return path.with_name(path.name + suffix)
+
+
+def prepare_output(
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    inputs: Sequence[str | Path] = (),
+    option: str = "--output",
+) -> Path:
+    """Check an output path before any work: not an input, not existing unless overwriting.
+
+    Creates the parent directory. Inputs are never overwritten, even with ``overwrite``.
+    """
+    path = Path(path)
+    for source in inputs:
+        if Path(source).resolve() == path.resolve():
+            raise AugtoolError(f"{option} {path}: is also an input; refusing to overwrite inputs")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AugtoolError(f"{option} {path}: cannot create its folder ({exc.strerror})") from exc
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a whole text file so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    tmp = sidecar(path, ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_rejects(output: str | Path, rejects: Sequence[Rejected]) -> Path | None:
+    """Write rows skipped under ``--skip-invalid`` to ``<output>.rejects.jsonl``
+    (``<output>/rejects.jsonl`` when the output is a folder)."""
+    if not rejects:
+        return None
+    output = Path(output)
+    path = output / "rejects.jsonl" if output.is_dir() else sidecar(output, ".rejects.jsonl")
+    lines = [json.dumps(item.to_dict(), ensure_ascii=False) for item in rejects]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+class JsonlWriter:
+    """Append-only JSONL output with resume.
+
+    ``run_key`` identifies the job (config and inputs): an interrupted partial file with
+    the same key is resumed (its complete rows are kept and their ids reported in
+    :attr:`done_ids`); one with another key is discarded, since mixing the outputs of two
+    different jobs would be wrong.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        run_key: str,
+        fields: FieldMap | None = None,
+        overwrite: bool = False,
+        inputs: Sequence[str | Path] = (),
+        option: str = "--output",
+    ) -> None:
+        self.path = prepare_output(path, overwrite=overwrite, inputs=inputs, option=option)
+        self.partial = sidecar(self.path, ".partial")
+        self.state_path = sidecar(self.path, ".partial.json")
+        self.run_key = run_key
+        self.fields = fields
+        self.done_ids: set[str] = set()
+        self.discarded_partial = False
+        self.written = 0
+        self._load_partial()
+        self.state_path.write_text(json.dumps({"run_key": run_key}), encoding="utf-8")
+        self._handle = self.partial.open("a", encoding="utf-8")
+
+    @property
+    def resumed(self) -> int:
+        """How many rows were kept from an interrupted run."""
+        return len(self.done_ids)
+
+    def _load_partial(self) -> None:
+        if not self.partial.exists():
+            return
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            state = {}
+        if state.get("run_key") != self.run_key:
+            self.partial.unlink()
+            self.discarded_partial = True
+            return
+        keep = 0
+        with self.partial.open("rb") as handle:
+            for raw in handle:
+                if not raw.endswith(b"\n"):
+                    break  # a line cut short by the interruption
+                try:
+                    row = json.loads(raw)
+                except ValueError:
+                    break
+                row_id = row.get(self.fields.id if self.fields else "id")
+                if row_id is not None:
+                    self.done_ids.add(str(row_id))
+                keep += len(raw)
+        with self.partial.open("r+b") as handle:
+            handle.truncate(keep)
+
+    def write(self, rows: Iterable[Record | dict[str, Any]]) -> int:
+        """Append rows and flush them to disk; returns how many were written."""
+        count = 0
+        lines = []
+        for row in rows:
+            obj = row.to_dict(self.fields) if isinstance(row, Record) else row
+            lines.append(json.dumps(obj, ensure_ascii=False) + "\n")
+            count += 1
+        if lines:
+            self._handle.write("".join(lines))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        self.written += count
+        return count
+
+    def close(self) -> None:
+        """Close without finishing: the partial file stays for a later resume."""
+        if not self._handle.closed:
+            self._handle.close()
+
+    def commit(self) -> Path:
+        """Finish: rename the partial file onto the output path."""
+        self.close()
+        os.replace(self.partial, self.path)
+        self.state_path.unlink(missing_ok=True)
+        return self.path
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
