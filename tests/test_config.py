@@ -14,11 +14,21 @@ from augtool.core.taskmodel.config import TrainConfig
 from augtool.errors import AugtoolError, OptionError
 
 # Options that say where data comes from / goes, not how the method behaves.
-IO_OPTIONS = {"files", "file", "output", "dev", "overwrite", "skip_invalid", "config"}
+IO_OPTIONS = {
+    "files",
+    "file",
+    "output",
+    "dev",
+    "overwrite",
+    "skip_invalid",
+    "config",
+    "checkpoint_every",
+}
 
 
-@pytest.mark.parametrize(("command", "config_cls"), [("train", TrainConfig),
-                                                     ("embed", EmbedConfig)])
+@pytest.mark.parametrize(
+    ("command", "config_cls"), [("train", TrainConfig), ("embed", EmbedConfig)]
+)
 def test_cli_options_match_config_fields(command: str, config_cls: type) -> None:
     click_command = typer.main.get_command(app).commands[command]
     options = {param.name for param in click_command.params} - IO_OPTIONS
@@ -37,8 +47,12 @@ def test_post_init_checks_name_the_option() -> None:
 def test_yaml_values_are_coerced_and_typed_options_win(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("lr: 2e-5\nepochs: '7'\nmixup: yes\nbatch-size: 8\n")
-    config = build_config(TrainConfig, {"epochs": 3, "lr": 5e-5, "mixup": False},
-                          explicit={"epochs"}, config_file=path)
+    config = build_config(
+        TrainConfig,
+        {"epochs": 3, "lr": 5e-5, "mixup": False},
+        explicit={"epochs"},
+        config_file=path,
+    )
     assert config.lr == 2e-5 and config.mixup is True and config.batch_size == 8
     assert config.epochs == 3  # typed on the command line: beats the file
 

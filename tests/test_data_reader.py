@@ -14,11 +14,20 @@ LABELLED = RecordSpec(require_label=True)
 
 
 def test_reads_canonical_fields_and_keeps_unknown_ones(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "d.jsonl", [
-        {"id": "a", "text": "hello", "label": "x", "source": "web"},
-        {"id": "b", "text": "premise", "text_pair": "hypothesis", "label": "y",
-         "label_dist": {"x": 1, "y": 3}, "aug": {"method": "eda"}},
-    ])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"id": "a", "text": "hello", "label": "x", "source": "web"},
+            {
+                "id": "b",
+                "text": "premise",
+                "text_pair": "hypothesis",
+                "label": "y",
+                "label_dist": {"x": 1, "y": 3},
+                "aug": {"method": "eda"},
+            },
+        ],
+    )
     first, second = read_records(path)
     assert first == Record(id="a", text="hello", label="x", extra={"source": "web"})
     assert first.to_dict() == {"id": "a", "text": "hello", "label": "x", "source": "web"}
@@ -43,10 +52,13 @@ def test_missing_ids_are_derived_from_file_and_line(tmp_path: Path) -> None:
 
 
 def test_integer_labels_become_strings_and_instruction_fields_are_kept(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "d.jsonl", [
-        {"text": "good", "label": 1},
-        {"instruction": "Add", "input": "2 and 3", "output": "5"},
-    ])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"text": "good", "label": 1},
+            {"instruction": "Add", "input": "2 and 3", "output": "5"},
+        ],
+    )
     first, second = read_records(path, RecordSpec(require_text=False))
     assert first.label == "1"
     assert (second.instruction, second.input, second.output) == ("Add", "2 and 3", "5")
@@ -75,12 +87,16 @@ def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
         ('{"text": "a", "label_dist": {"x": 0}}', RecordSpec(), "no positive weight"),
         ('{"text": "a", "id": 1.5}', RecordSpec(), 'field "id" must be a string'),
         ('{"text": "a", "aug": "eda"}', RecordSpec(), 'field "aug" must be an object'),
-        ('{"text": "a", "label": "zzz"}', RecordSpec(known_labels=frozenset({"x", "y"})),
-         'unknown label "zzz" (known labels: x, y)'),
+        (
+            '{"text": "a", "label": "zzz"}',
+            RecordSpec(known_labels=frozenset({"x", "y"})),
+            'unknown label "zzz" (known labels: x, y)',
+        ),
     ],
 )
-def test_bad_rows_name_file_and_line(tmp_path: Path, line: str, spec: RecordSpec,
-                                     message: str) -> None:
+def test_bad_rows_name_file_and_line(
+    tmp_path: Path, line: str, spec: RecordSpec, message: str
+) -> None:
     path = write_jsonl(tmp_path / "bad.jsonl", ['{"text": "fine", "label": "x"}', line])
     with pytest.raises(DataError) as caught:
         read_records(path, spec)
@@ -118,15 +134,23 @@ def test_empty_and_missing_files(tmp_path: Path) -> None:
 
 
 def test_skip_invalid_collects_rejects_and_keeps_good_rows(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "mixed.jsonl", [
-        {"id": "a", "text": "good"}, "{oops", {"id": "b", "text": ""}, {"id": "a", "text": "dup"},
-        {"id": "c", "text": "fine"},
-    ])
+    path = write_jsonl(
+        tmp_path / "mixed.jsonl",
+        [
+            {"id": "a", "text": "good"},
+            "{oops",
+            {"id": "b", "text": ""},
+            {"id": "a", "text": "dup"},
+            {"id": "c", "text": "fine"},
+        ],
+    )
     rejects: list[Rejected] = []
     records = read_records(path, rejects=rejects)
     assert [r.id for r in records] == ["a", "c"]
     assert [(r.line, r.raw) for r in rejects] == [
-        (2, "{oops"), (3, '{"id": "b", "text": ""}'), (4, '{"id": "a", "text": "dup"}'),
+        (2, "{oops"),
+        (3, '{"id": "b", "text": ""}'),
+        (4, '{"id": "a", "text": "dup"}'),
     ]
     assert rejects[0].to_dict()["file"] == str(path)
 

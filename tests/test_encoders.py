@@ -15,8 +15,12 @@ from augtool.core.hub import resolve_model_source
 from augtool.core.registry import UnknownNameError
 from augtool.errors import ModelError, OptionError
 
-TEXTS = ["a short one", "a considerably longer sentence about tennis and pizza", "mid length",
-         "a short one"]
+TEXTS = [
+    "a short one",
+    "a considerably longer sentence about tennis and pizza",
+    "mid length",
+    "a short one",
+]
 
 
 def test_spec_parsing_and_backend_detection(tiny_st: Path, tiny_hf: Path) -> None:
@@ -66,8 +70,9 @@ def test_hf_backend_poolings(tiny_hf: Path) -> None:
         load_encoder(str(tiny_hf), pooling="median")
 
 
-def test_cache_serves_repeats_and_batches_run_longest_first(tiny_st: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_serves_repeats_and_batches_run_longest_first(
+    tiny_st: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     encoder = load_encoder(str(tiny_st), cache=True)
     seen: list[list[str]] = []
     original = SentenceTransformerEncoder.encode_batch

@@ -13,8 +13,9 @@ from augtool.errors import AugtoolError, OptionError
 def dataset(sizes: dict[str, int]) -> list[Record]:
     records = []
     for label, size in sizes.items():
-        records += [Record(id=f"{label}{i}", text=f"{label} text {i}", label=label)
-                    for i in range(size)]
+        records += [
+            Record(id=f"{label}{i}", text=f"{label} text {i}", label=label) for i in range(size)
+        ]
     return records
 
 

@@ -26,15 +26,22 @@ TEST = records(6, 2, "te")
 
 
 def config(encoder: Path, **overrides) -> TrainConfig:
-    values = {"encoder": str(encoder), "epochs": 10, "lr": 1e-3, "head_lr": 1e-2,
-              "batch_size": 8, "seed": 0}
+    values = {
+        "encoder": str(encoder),
+        "epochs": 10,
+        "lr": 1e-3,
+        "head_lr": 1e-2,
+        "batch_size": 8,
+        "seed": 0,
+    }
     values.update(overrides)
     return TrainConfig(**values)
 
 
 def test_fine_tuning_learns_the_task(tiny_st: Path, tmp_path: Path) -> None:
-    untrained = train_task_model(TRAIN, config(tiny_st, epochs=1, lr=1e-6, head_lr=1e-6),
-                                 tmp_path / "untrained")
+    untrained = train_task_model(
+        TRAIN, config(tiny_st, epochs=1, lr=1e-6, head_lr=1e-6), tmp_path / "untrained"
+    )
     result = train_task_model(TRAIN, config(tiny_st), tmp_path / "model")
     assert evaluate_model(untrained.model, TEST)["accuracy"] < 0.6
     metrics = evaluate_model(result.model, TEST)
@@ -46,8 +53,9 @@ def test_fine_tuning_learns_the_task(tiny_st: Path, tmp_path: Path) -> None:
 
 def test_frozen_encoder_trains_only_the_head(tiny_st: Path, tmp_path: Path) -> None:
     before = (tiny_st / "model.safetensors").read_bytes()
-    result = train_task_model(TRAIN, config(tiny_st, freeze_encoder=True, epochs=30),
-                              tmp_path / "frozen")
+    result = train_task_model(
+        TRAIN, config(tiny_st, freeze_encoder=True, epochs=30), tmp_path / "frozen"
+    )
     assert evaluate_model(result.model, TEST)["accuracy"] >= 0.8
     assert not (tmp_path / "frozen" / "encoder").exists()
     assert (tiny_st / "model.safetensors").read_bytes() == before
@@ -68,8 +76,11 @@ def test_same_seed_same_model_and_reload_gives_same_logits(tiny_st: Path, tmp_pa
 
 def test_soft_labels_are_the_training_target(tiny_st: Path, tmp_path: Path) -> None:
     soft = [Record(id=r.id, text=r.text, label_dist={"a": 0.8, "b": 0.2}) for r in TRAIN]
-    result = train_task_model(soft, config(tiny_st, freeze_encoder=True, epochs=40,
-                                           head_hidden=0, dropout=0.0), tmp_path / "soft")
+    result = train_task_model(
+        soft,
+        config(tiny_st, freeze_encoder=True, epochs=40, head_hidden=0, dropout=0.0),
+        tmp_path / "soft",
+    )
     probs = torch.softmax(torch.tensor(result.model.logits([r.text for r in TEST])), dim=1)
     assert result.model.labels == ["a", "b"]
     assert abs(float(probs[:, 0].mean()) - 0.8) < 0.05
@@ -87,8 +98,9 @@ def test_mixup_interpolates_embeddings_and_labels() -> None:
 
 def test_training_with_mixup_learns_and_differs_from_plain(tiny_st: Path, tmp_path: Path) -> None:
     plain = train_task_model(TRAIN, config(tiny_st, epochs=4), tmp_path / "plain")
-    mixed = train_task_model(TRAIN, config(tiny_st, epochs=10, mixup=True, alpha=0.4),
-                             tmp_path / "mixup")
+    mixed = train_task_model(
+        TRAIN, config(tiny_st, epochs=10, mixup=True, alpha=0.4), tmp_path / "mixup"
+    )
     assert mixed.model.train_config["mixup"] is True
     texts = [r.text for r in TEST]
     assert not np.allclose(plain.model.logits(texts), mixed.model.logits(texts))
@@ -97,10 +109,12 @@ def test_training_with_mixup_learns_and_differs_from_plain(tiny_st: Path, tmp_pa
 
 def test_early_stopping_keeps_the_best_dev_epoch(tiny_st: Path, tmp_path: Path) -> None:
     flip = {"food": "music", "music": "sports", "sports": "food"}
-    misleading_dev = [Record(id=f"dev{i}", text=r.text, label=flip[r.label])
-                      for i, r in enumerate(TEST)]
-    result = train_task_model(TRAIN, config(tiny_st, epochs=20, patience=2), tmp_path / "es",
-                              dev=misleading_dev)
+    misleading_dev = [
+        Record(id=f"dev{i}", text=r.text, label=flip[r.label]) for i, r in enumerate(TEST)
+    ]
+    result = train_task_model(
+        TRAIN, config(tiny_st, epochs=20, patience=2), tmp_path / "es", dev=misleading_dev
+    )
     assert len(result.history) < 20
     assert result.best_epoch is not None
     assert len(result.history) == result.best_epoch + 2
@@ -108,8 +122,7 @@ def test_early_stopping_keeps_the_best_dev_epoch(tiny_st: Path, tmp_path: Path) 
 
 
 def test_dev_fraction_splits_off_a_dev_set(tiny_st: Path, tmp_path: Path) -> None:
-    result = train_task_model(TRAIN, config(tiny_st, epochs=2, dev_fraction=0.25),
-                              tmp_path / "df")
+    result = train_task_model(TRAIN, config(tiny_st, epochs=2, dev_fraction=0.25), tmp_path / "df")
     assert result.dev_size == 9 and result.train_size == 27
 
 
@@ -123,16 +136,18 @@ def test_interrupted_training_resumes_to_the_same_model(tiny_st: Path, tmp_path:
 
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        train_task_model(TRAIN, settings, out, checkpoint_seconds=0,
-                         on_epoch_end=crash_after_epoch_3)
+        train_task_model(
+            TRAIN, settings, out, checkpoint_seconds=0, on_epoch_end=crash_after_epoch_3
+        )
     assert not out.exists() and (tmp_path / "resumed.partial" / "checkpoint").is_dir()
     resumed = train_task_model(TRAIN, settings, out, checkpoint_seconds=0)
     assert resumed.resumed_epochs == 3
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4, 5]
     assert resumed.history == reference.history
     texts = [r.text for r in TEST]
-    np.testing.assert_allclose(resumed.model.logits(texts), reference.model.logits(texts),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        resumed.model.logits(texts), reference.model.logits(texts), atol=1e-6
+    )
     assert not (tmp_path / "resumed.partial").exists()
 
 
@@ -148,8 +163,9 @@ def test_output_and_label_errors(tiny_st: Path, tmp_path: Path) -> None:
         train_task_model(one_label, config(tiny_st), tmp_path / "one")
 
 
-def test_frozen_model_refuses_an_encoder_whose_weights_changed(tiny_st: Path,
-                                                               tmp_path: Path) -> None:
+def test_frozen_model_refuses_an_encoder_whose_weights_changed(
+    tiny_st: Path, tmp_path: Path
+) -> None:
     train_task_model(TRAIN, config(tiny_st, freeze_encoder=True, epochs=1), tmp_path / "m")
     weights = tiny_st / "model.safetensors"
     data = bytearray(weights.read_bytes())

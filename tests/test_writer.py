@@ -80,8 +80,9 @@ def test_meta_sidecar_and_rejects(tmp_path: Path) -> None:
     out.write_text("")
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "x"}\n')
-    meta_path = write_meta(out, build_meta("demo", config={"k": 1}, inputs=[source], seed=3,
-                                           counts={"rows": 1}))
+    meta_path = write_meta(
+        out, build_meta("demo", config={"k": 1}, inputs=[source], seed=3, counts={"rows": 1})
+    )
     meta = json.loads(meta_path.read_text())
     assert meta_path.name == "out.jsonl.meta.json"
     assert meta["command"] == "demo" and meta["seed"] == 3 and meta["config"] == {"k": 1}
@@ -90,8 +91,9 @@ def test_meta_sidecar_and_rejects(tmp_path: Path) -> None:
 
     rejects_path = write_rejects(out, [Rejected(str(source), 4, "bad", "{")])
     assert rejects_path.name == "out.jsonl.rejects.jsonl"
-    assert read_jsonl(rejects_path) == [{"file": str(source), "line": 4, "error": "bad",
-                                         "raw": "{"}]
+    assert read_jsonl(rejects_path) == [
+        {"file": str(source), "line": 4, "error": "bad", "raw": "{"}
+    ]
     assert write_rejects(out, []) is None
 
 

@@ -24,6 +24,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def say(message: str) -> None:
+    """A status line on stdout (rich markup allowed), never wrapped."""
+    console.print(message, soft_wrap=True, highlight=False)
+
+
 def print_error(message: str) -> None:
     """One line on stderr, never wrapped, so scripts can grep it."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)

@@ -21,7 +21,7 @@ from augtool.cli.common import (
     read_input,
     report_rejects,
 )
-from augtool.cli.console import console, print_json
+from augtool.cli.console import console, print_json, say
 
 app = typer.Typer(help="Validate, describe, sample and split JSONL datasets.", no_args_is_help=True)
 
@@ -58,9 +58,9 @@ def validate(
         print_error(f"... and {len(rejects) - max_errors} more problems")
     names = ", ".join(str(path) for path in files)
     if rejects:
-        console.print(f"{names}: {len(records)} valid rows, [red]{len(rejects)} invalid[/]")
+        say(f"{names}: {len(records)} valid rows, [red]{len(rejects)} invalid[/]")
         raise typer.Exit(1)
-    console.print(f"{names}: {len(records)} rows, all valid")
+    say(f"{names}: {len(records)} rows, all valid")
 
 
 @app.command("stats")
@@ -163,7 +163,7 @@ def sample(
         ),
     )
     report_rejects(output, rejects)
-    console.print(f"wrote {len(chosen)} rows ({k} per label) to {output}")
+    say(f"wrote {len(chosen)} rows ({k} per label) to {output}")
 
 
 @app.command("split")
@@ -229,6 +229,4 @@ def split(
             ),
         )
     report_rejects(output, rejects)
-    console.print(
-        f"wrote {len(train)} training rows to {output} and {len(dev)} dev rows to {dev_output}"
-    )
+    say(f"wrote {len(train)} training rows to {output} and {len(dev)} dev rows to {dev_output}")

@@ -20,7 +20,7 @@ from augtool.cli.common import (
     read_input,
     report_rejects,
 )
-from augtool.cli.console import console, progress_reporter
+from augtool.cli.console import progress_reporter, say
 from augtool.core.encoders.job import EmbedConfig as E
 
 
@@ -72,4 +72,4 @@ def embed(
         ),
     )
     report_rejects(output, rejects)
-    console.print(f"wrote {len(records)} embeddings to {output}")
+    say(f"wrote {len(records)} embeddings to {output}")

@@ -22,7 +22,7 @@ from augtool.cli.common import (
     read_input,
     report_rejects,
 )
-from augtool.cli.console import console, print_json, progress_reporter
+from augtool.cli.console import console, print_json, progress_reporter, say
 
 ModelArg = Annotated[Path, typer.Argument(help="Model folder written by `augtool train`.")]
 
@@ -91,7 +91,7 @@ def evaluate(
             str(row["support"]),
         )
     console.print(table)
-    console.print(
+    say(
         f"accuracy [bold]{metrics['accuracy']:.4f}[/]   "
         f"macro-F1 [bold]{metrics['macro_f1']:.4f}[/]   n={metrics['n']}"
     )
@@ -127,13 +127,12 @@ def predict(
     fields = FieldMap(text=text_field, label=label_field)
     writer = JsonlWriter(output, run_key=key, fields=fields, overwrite=overwrite, inputs=[file])
     todo = [r for r in records if r.id not in writer.done_ids]
-    chunk = max(batch_size * 8, 256)
     with writer, progress_reporter() as reporter:
         if writer.resumed:
             reporter.log(f"resuming: {writer.resumed} rows already written")
         advance = reporter.task("predicting", len(records), completed=len(records) - len(todo))
-        for start in range(0, len(todo), chunk):
-            part = todo[start : start + chunk]
+        for start in range(0, len(todo), batch_size):
+            part = todo[start : start + batch_size]
             logits = model.logits([r.text or "" for r in part], batch_size=batch_size)
             writer.write(
                 prediction_row(record, model.labels, row, fields)
@@ -152,4 +151,4 @@ def predict(
         ),
     )
     report_rejects(output, rejects)
-    console.print(f"wrote {len(records)} predictions to {output}")
+    say(f"wrote {len(records)} predictions to {output}")

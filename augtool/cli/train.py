@@ -19,7 +19,7 @@ from augtool.cli.common import (
     read_input,
     report_rejects,
 )
-from augtool.cli.console import console, progress_reporter
+from augtool.cli.console import progress_reporter, say
 from augtool.core.taskmodel.config import TrainConfig as T
 
 
@@ -58,6 +58,10 @@ def train(
     dtype: Annotated[str, _opt("dtype")] = "auto",
     text_field: Annotated[str, _opt("text_field")] = "text",
     label_field: Annotated[str, _opt("label_field")] = "label",
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(help="Seconds between resume checkpoints (0: after every epoch)."),
+    ] = 60.0,
     skip_invalid: SkipInvalidOpt = False,
     overwrite: OverwriteOpt = False,
     config: ConfigOpt = None,
@@ -97,7 +101,13 @@ def train(
         rejects.extend(dev_rejects)
     with progress_reporter() as reporter:
         result = train_task_model(
-            records, settings, output, dev=dev_records, overwrite=overwrite, reporter=reporter
+            records,
+            settings,
+            output,
+            dev=dev_records,
+            overwrite=overwrite,
+            reporter=reporter,
+            checkpoint_seconds=checkpoint_every,
         )
     counts = {
         "train": result.train_size,
@@ -120,4 +130,4 @@ def train(
     summary = f"saved model to {output} ({result.train_size} rows, {len(result.history)} epochs"
     if result.best_epoch is not None:
         summary += f", best dev epoch {result.best_epoch}"
-    console.print(summary + ")")
+    say(summary + ")")
