@@ -125,7 +125,7 @@ def sample(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Draw a K-shot training set: K rows per label, seeded, in input order."""
-    from augtool.data import FieldMap, JsonlWriter, build_meta, k_shot, run_key, write_meta
+    from augtool.data import k_shot
     from augtool.errors import OptionError
 
     started = time.time()
@@ -140,27 +140,17 @@ def sample(
     )
     chosen = k_shot(records, k, seed, if_short=if_short.value)
     settings = {"k": k, "seed": seed, "if_short": if_short.value}
-    fields = FieldMap(text=text_field, label=label_field)
-    writer = JsonlWriter(
+    _write_part(
         output,
-        run_key=run_key("sample", settings, [r.id for r in chosen]),
-        fields=fields,
+        chosen,
+        "data sample",
+        settings,
+        file,
+        len(records),
+        text_field,
+        label_field,
         overwrite=overwrite,
-        inputs=[file],
-    )
-    with writer:
-        writer.write(r for r in chosen if r.id not in writer.done_ids)
-        writer.commit()
-    write_meta(
-        output,
-        build_meta(
-            "data sample",
-            config=settings,
-            inputs=[file],
-            seed=seed,
-            counts={"input": len(records), "output": len(chosen)},
-            started=started,
-        ),
+        started=started,
     )
     report_rejects(output, rejects)
     say(f"wrote {len(chosen)} rows ({k} per label) to {output}")
@@ -180,15 +170,7 @@ def split(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Stratified train/dev split, seeded."""
-    from augtool.data import (
-        FieldMap,
-        JsonlWriter,
-        build_meta,
-        prepare_output,
-        run_key,
-        train_dev_split,
-        write_meta,
-    )
+    from augtool.data import prepare_output, train_dev_split
     from augtool.errors import AugtoolError
 
     started = time.time()
@@ -204,29 +186,58 @@ def split(
     )
     train, dev = train_dev_split(records, dev_fraction, seed)
     settings = {"dev_fraction": dev_fraction, "seed": seed}
-    fields = FieldMap(text=text_field, label=label_field)
     for path, part, option in ((output, train, "--output"), (dev_output, dev, "--dev-output")):
-        writer = JsonlWriter(
+        _write_part(
             path,
-            run_key=run_key("split", settings, [r.id for r in part]),
-            fields=fields,
+            part,
+            "data split",
+            settings,
+            file,
+            len(records),
+            text_field,
+            label_field,
             overwrite=overwrite,
-            inputs=[file],
+            started=started,
             option=option,
-        )
-        with writer:
-            writer.write(r for r in part if r.id not in writer.done_ids)
-            writer.commit()
-        write_meta(
-            path,
-            build_meta(
-                "data split",
-                config=settings,
-                inputs=[file],
-                seed=seed,
-                counts={"input": len(records), "output": len(part)},
-                started=started,
-            ),
         )
     report_rejects(output, rejects)
     say(f"wrote {len(train)} training rows to {output} and {len(dev)} dev rows to {dev_output}")
+
+
+def _write_part(
+    path: Path,
+    records: list,
+    command: str,
+    settings: dict,
+    source: Path,
+    input_rows: int,
+    text_field: str,
+    label_field: str,
+    *,
+    overwrite: bool,
+    started: float,
+    option: str = "--output",
+) -> None:
+    """Write a subset of the input in the input's own schema, with its meta sidecar."""
+    from augtool.data import FieldMap, JsonlWriter, build_meta, run_key, write_meta
+
+    writer = JsonlWriter(
+        path,
+        run_key=run_key(command, settings, [r.id for r in records]),
+        fields=FieldMap(text=text_field, label=label_field),
+        overwrite=overwrite,
+        inputs=[source],
+        option=option,
+    )
+    with writer:
+        writer.write(r for r in records if r.id not in writer.done_ids)
+        writer.commit()
+    meta = build_meta(
+        command,
+        config=settings,
+        inputs=[source],
+        seed=settings.get("seed"),
+        counts={"input": input_rows, "output": len(records)},
+        started=started,
+    )
+    write_meta(path, meta)

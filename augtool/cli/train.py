@@ -73,12 +73,9 @@ def train(
     """
     from augtool.core.taskmodel.train import train_task_model
     from augtool.data import build_meta, write_meta
-    from augtool.errors import OutputExistsError
 
     started = time.time()
     settings = make_config(ctx, T, config)
-    if output.exists() and not overwrite:
-        raise OutputExistsError(output)
     records, rejects = read_input(
         files,
         text_field=settings.text_field,

