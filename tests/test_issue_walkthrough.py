@@ -29,8 +29,7 @@ def test_trec_walkthrough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     ok("embed", train, "-o", "trec.emb.npy")
     assert np.load("trec.emb.npy").shape == (5452, 384)
     ok("train", "trec-k10-s3.jsonl", "-o", "runs/base", "--epochs", 20, "--seed", 3)
-    ok("train", "trec-k10-s3.jsonl", "-o", "runs/mixup", "--mixup", "--alpha", 0.4,
-       "--seed", 3)
+    ok("train", "trec-k10-s3.jsonl", "-o", "runs/mixup", "--mixup", "--alpha", 0.4, "--seed", 3)
     assert "macro-F1" in ok("eval", "runs/base", test)
     metrics = json.loads(ok("eval", "runs/base", test, "--json"))
     assert set(metrics) >= {"accuracy", "macro_f1", "per_class"}

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from augtool.core.encoders import TorchEncoder, load_encoder
+from augtool.core.encoders.base import Progress
 from augtool.errors import ModelError
 
 MODEL_FILE = "augtool_model.json"
@@ -92,7 +93,9 @@ class TaskModel:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return np.concatenate(outputs)
 
-    def logits(self, texts: Sequence[str], *, batch_size: int = 64, progress=None) -> np.ndarray:
+    def logits(
+        self, texts: Sequence[str], *, batch_size: int = 64, progress: Progress | None = None
+    ) -> np.ndarray:
         """Logits for ``texts`` (sentence embeddings come through the encoder's cache)."""
         embeddings = self.encoder.encode(list(texts), batch_size=batch_size, progress=progress)
         return self.logits_from_embeddings(embeddings)
