@@ -4,7 +4,7 @@ Target (issue #2): >= 95% accuracy (inversedMixup paper, BERT-base: 96.0). The p
 the same run is the frozen-encoder head (no fine-tuning), so the figure shows what
 fine-tuning buys.
 
-    python benchmarks/trec_finetune.py [--epochs 1] [--device auto]
+    python benchmarks/trec_finetune.py [--epochs 3] [--device auto]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from _common import dataset, offline
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", type=Path, help="Also write the figures here.")

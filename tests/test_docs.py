@@ -36,7 +36,7 @@ def shell_lines(body: str) -> list[str]:
     ]
 
 
-def run_shell_line(line: str, workdir: Path) -> None:
+def run_shell_line(line: str) -> None:
     line = line.split("  #")[0]
     if line.startswith(NOT_RERUN):
         return
@@ -46,10 +46,6 @@ def run_shell_line(line: str, workdir: Path) -> None:
         line = line.replace("../shared/data", str(SHARED_DATA))
     for command in line.split(" && "):
         words = shlex.split(command)
-        if words[0] == "printf" and ">" in words:
-            target = workdir / words[words.index(">") + 1]
-            target.write_text(words[1].encode().decode("unicode_escape"), encoding="utf-8")
-            continue
         assert words[0] == "augtool", f"documented command is not runnable here: {command}"
         result = run_cli(*words[1:])
         assert result.exit_code == 0, f"`{command}` failed:\n{result.stdout}\n{result.stderr}"
@@ -68,7 +64,7 @@ def test_documented_examples_run(
     for kind, body in found:
         if kind == "bash":
             for line in shell_lines(body):
-                run_shell_line(line, tmp_path)
+                run_shell_line(line)
         else:
             exec(compile(body, f"{doc.name}:python-block", "exec"), {"__name__": "__doc__"})
     assert os.listdir(tmp_path / "runs") or doc.name != "README.md"
