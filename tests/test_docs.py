@@ -1,6 +1,6 @@
 """Every example in README.md and docs/*.md runs, in order, as written.
 
-```bash blocks run line by line through the CLI; ```python blocks are executed. Each
+```bash blocks run line by line through the CLI; ```python blocks run in a fresh interpreter. Each
 document runs in a fresh folder holding the repository's ``examples/`` (so relative paths
 work as they do from a clone). Set-up and development commands (pip, pytest, ruff,
 .ci/run, benchmark scripts) are not rerun here.
@@ -12,6 +12,8 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,5 +68,9 @@ def test_documented_examples_run(
             for line in shell_lines(body):
                 run_shell_line(line)
         else:
-            exec(compile(body, f"{doc.name}:python-block", "exec"), {"__name__": "__doc__"})
+            # A separate interpreter: examples may register backends or change globals.
+            done = subprocess.run(
+                [sys.executable, "-c", body], cwd=tmp_path, capture_output=True, text=True
+            )
+            assert done.returncode == 0, f"{doc.name} python example failed:\n{done.stderr}"
     assert os.listdir(tmp_path / "runs") or doc.name != "README.md"
