@@ -48,12 +48,20 @@ def print_json(obj: Any) -> None:
 
 
 class RichReporter(Reporter):
-    """Draws each task as a rich progress bar on stderr."""
+    """Draws each task as a rich progress bar on stderr.
+
+    The live display starts with the first task, so a command that fails before doing
+    any work prints its error line and nothing else.
+    """
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
+        self.started = False
 
     def task(self, description: str, total: int | None, completed: int = 0) -> Advance:
+        if not self.started:
+            self.progress.start()
+            self.started = True
         task_id = self.progress.add_task(description, total=total, completed=completed)
 
         def advance(amount: int) -> None:
@@ -77,5 +85,9 @@ def progress_reporter() -> Iterator[RichReporter]:
         console=err_console,
         transient=False,
     )
-    with progress:
-        yield RichReporter(progress)
+    reporter = RichReporter(progress)
+    try:
+        yield reporter
+    finally:
+        if reporter.started:
+            progress.stop()

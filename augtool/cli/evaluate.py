@@ -46,9 +46,11 @@ def evaluate(
     from augtool.core.taskmodel.evaluate import evaluate_model
     from augtool.core.taskmodel.model import TaskModel
     from augtool.data import prepare_output, write_json, write_meta
+    from augtool.data.jsonl import check_input_file
     from augtool.data.provenance import build_meta
 
     started = time.time()
+    check_input_file(file)
     if output is not None:
         prepare_output(output, overwrite=overwrite, inputs=[file])
     model = TaskModel.load(model_dir, device=device, batch_size=batch_size)
@@ -113,9 +115,11 @@ def predict(
     from augtool.core.taskmodel.evaluate import prediction_row
     from augtool.core.taskmodel.model import TaskModel
     from augtool.data import FieldMap, JsonlWriter, build_meta, prepare_output, run_key, write_meta
+    from augtool.data.jsonl import check_input_file
     from augtool.data.provenance import file_fingerprint
 
     started = time.time()
+    check_input_file(file)
     prepare_output(output, overwrite=overwrite, inputs=[file])
     model = TaskModel.load(model_dir, device=device, batch_size=batch_size)
     records, rejects = read_input(
