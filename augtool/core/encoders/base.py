@@ -24,6 +24,8 @@ from augtool.errors import ModelError
 if TYPE_CHECKING:
     import torch
 
+    from augtool.core.encoders.cache import EmbeddingCache
+
 Progress = Callable[[int], None]
 
 
@@ -143,7 +145,7 @@ class Encoder(ABC):
             out[index] = vectors[key]
         return out
 
-    def _open_cache(self):  # noqa: ANN202 - EmbeddingCache | None
+    def _open_cache(self) -> EmbeddingCache | None:
         if not self.cache_enabled:
             return None
         from augtool.core.encoders.cache import EmbeddingCache
