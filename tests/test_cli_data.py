@@ -119,20 +119,8 @@ def test_sample_maps_fields_and_skips_invalid_rows_into_rejects(tmp_path: Path) 
         ],
     )
     out = tmp_path / "s.jsonl"
-    result = run_cli(
-        "data",
-        "sample",
-        source,
-        "--k",
-        1,
-        "-o",
-        out,
-        "--text-field",
-        "question",
-        "--label-field",
-        "cat",
-        "--skip-invalid",
-    )
+    mapped = ("--text-field", "question", "--label-field", "cat")
+    result = run_cli("data", "sample", source, "--k", 1, "-o", out, *mapped, "--skip-invalid")
     assert result.exit_code == 0, result.stderr
     assert "skipped 2 invalid rows" in result.stderr
     rows = read_jsonl(out)
@@ -140,19 +128,7 @@ def test_sample_maps_fields_and_skips_invalid_rows_into_rejects(tmp_path: Path) 
     rejects = read_jsonl(tmp_path / "s.jsonl.rejects.jsonl")
     assert [r["line"] for r in rejects] == [3, 4]
 
-    result = run_cli(
-        "data",
-        "sample",
-        source,
-        "--k",
-        1,
-        "-o",
-        tmp_path / "t.jsonl",
-        "--text-field",
-        "question",
-        "--label-field",
-        "cat",
-    )
+    result = run_cli("data", "sample", source, "--k", 1, "-o", tmp_path / "t.jsonl", *mapped)
     assert_one_line_error(result, f"{source}:3", "invalid JSON")
     assert not (tmp_path / "t.jsonl").exists()
 
