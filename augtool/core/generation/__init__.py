@@ -1,0 +1,49 @@
+"""LLM backends behind ``scheme:model`` specs, the papers' prompts, and a response cache.
+
+``load_llm("openai:gpt-4o-mini", base_url=...)`` or ``load_llm("hf:./my-model")``.
+Third-party backends register with ``LLMS.register("name", MyBackend)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from augtool.core.generation.base import LLM, RequestBudget, RequestBudgetExhausted, ScoringLLM
+from augtool.core.generation.params import Failure, GenerationParams, OptionScore, Prompt
+from augtool.core.registry import Registry
+from augtool.errors import OptionError
+
+LLMS: Registry[type[LLM]] = Registry("LLM backend")
+LLMS.register("openai", "augtool.core.generation.openai_backend:OpenAIBackend")
+LLMS.register("hf", "augtool.core.generation.hf_backend:HFBackend", aliases=("transformers",))
+
+
+def parse_llm_spec(spec: str) -> tuple[str, str]:
+    """``"openai:gpt-4o-mini"`` -> ``("openai", "gpt-4o-mini")``; the scheme is required."""
+    scheme, sep, model = spec.partition(":")
+    if not sep or not model.strip():
+        raise OptionError(
+            "llm", f"{spec!r} needs a backend prefix: hf:<model id or path> or openai:<model>"
+        )
+    return LLMS.canonical(scheme), model
+
+
+def load_llm(spec: str, **options: Any) -> LLM:
+    """Build a backend from its spec; options a backend does not use are ignored."""
+    scheme, model = parse_llm_spec(spec)
+    return LLMS.get(scheme)(model, **options)
+
+
+__all__ = [
+    "LLM",
+    "LLMS",
+    "Failure",
+    "GenerationParams",
+    "OptionScore",
+    "Prompt",
+    "RequestBudget",
+    "RequestBudgetExhausted",
+    "ScoringLLM",
+    "load_llm",
+    "parse_llm_spec",
+]

@@ -1,0 +1,171 @@
+"""``openai:`` — any OpenAI-compatible chat-completions server.
+
+OpenAI, vLLM, llama.cpp, Ollama, ``transformers serve``... Requests run concurrently
+(``--concurrency``) under a requests-per-minute cap (``--rpm``), each with its own timeout
+(``--timeout``) and retries (exponential backoff with jitter, honouring ``Retry-After``) on
+timeouts, connection errors, 429 and 5xx. Other errors (400, 404...) fail the request at
+once. The API key is read from the environment and never logged or written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from augtool.core.generation.base import LLM
+from augtool.core.generation.params import Failure, GenerationParams, Prompt, as_messages
+from augtool.core.generation.retry import RateLimiter, RetryPolicy
+from augtool.errors import AugtoolError
+
+OPENAI_URL = "https://api.openai.com/v1"
+_RETRYABLE_STATUS = {408, 409, 429}
+
+
+class OpenAIBackend(LLM):
+    """Chat completions over HTTP with concurrency, retries and a rate cap."""
+
+    scheme = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        rpm: float = 0.0,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        retry: RetryPolicy | None = None,
+        cache: bool = True,
+        cache_dir: str | None = None,
+        **_: Any,
+    ) -> None:
+        super().__init__(model, cache=cache, cache_dir=cache_dir)
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        self.api_key_env = api_key_env
+        self.concurrency = max(1, concurrency)
+        self.batch_size = self.concurrency * 8
+        self.rpm = rpm
+        self.limiter = RateLimiter(rpm)
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy(max_retries=max_retries)
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": self.scheme, "model": self.model, "base_url": self.base_url}
+
+    def _api_key(self) -> str:
+        key = os.environ.get(self.api_key_env, "")
+        if key:
+            return key
+        if self.base_url == OPENAI_URL:
+            raise AugtoolError(
+                f"{self.api_key_env} is not set; export your API key to use {self.base_url}"
+            )
+        return "not-needed"  # local servers usually accept any key
+
+    def _client(self) -> Any:
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(
+            api_key=self._api_key(), base_url=self.base_url, max_retries=0, timeout=self.timeout
+        )
+
+    def check(self) -> None:
+        """Reach the server once before the run: a clear error instead of N retries per row."""
+        asyncio.run(self._check())
+
+    async def _check(self) -> None:
+        import openai
+
+        client = self._client()
+        try:
+            await client.models.with_raw_response.list(timeout=min(self.timeout, 10.0))
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise AugtoolError(
+                f"--base-url {self.base_url}: cannot reach the server ({_reason(exc)})"
+            ) from None
+        except openai.AuthenticationError:
+            if os.environ.get(self.api_key_env):
+                raise AugtoolError(
+                    f"{self.base_url} rejected the API key in {self.api_key_env}"
+                ) from None
+            raise AugtoolError(
+                f"{self.base_url} requires an API key: set {self.api_key_env}"
+            ) from None
+        except openai.PermissionDeniedError:
+            raise AugtoolError(
+                f"{self.base_url}: the API key in {self.api_key_env} is not allowed to list "
+                "models (permission denied)"
+            ) from None
+        except openai.APIStatusError:
+            pass  # reachable; not every compatible server implements /models
+        finally:
+            await client.close()
+
+    def generate_batch(
+        self, prompts: list[Prompt], params: GenerationParams, seeds: list[int]
+    ) -> list[str | Failure]:
+        return asyncio.run(self._generate_all(prompts, params, seeds))
+
+    async def _generate_all(
+        self, prompts: list[Prompt], params: GenerationParams, seeds: list[int]
+    ) -> list[str | Failure]:
+        client = self._client()
+        gate = asyncio.Semaphore(self.concurrency)
+        try:
+            return list(
+                await asyncio.gather(
+                    *[
+                        self._one(client, gate, prompt, params, seed)
+                        for prompt, seed in zip(prompts, seeds, strict=True)
+                    ]
+                )
+            )
+        finally:
+            await client.close()
+
+    async def _one(
+        self,
+        client: Any,
+        gate: asyncio.Semaphore,
+        prompt: Prompt,
+        params: GenerationParams,
+        seed: int,
+    ) -> str | Failure:
+        import openai
+
+        attempt = 0
+        while True:
+            async with gate:
+                await self.limiter.wait()
+                try:
+                    response = await client.chat.completions.create(
+                        model=self.model,
+                        messages=as_messages(prompt),
+                        max_tokens=params.max_new_tokens,
+                        temperature=params.temperature,
+                        top_p=params.top_p,
+                        seed=seed,
+                    )
+                    content = response.choices[0].message.content if response.choices else None
+                    return content.strip() if content else Failure("empty reply")
+                except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+                    error, retry_after = f"{type(exc).__name__}: {_reason(exc)}", None
+                except openai.APIStatusError as exc:
+                    error = f"HTTP {exc.status_code}: {_reason(exc)}"
+                    if exc.status_code < 500 and exc.status_code not in _RETRYABLE_STATUS:
+                        return Failure(error)
+                    retry_after = exc.response.headers.get("retry-after")
+            if attempt >= self.retry.max_retries:
+                return Failure(f"{error} (gave up after {attempt + 1} attempts)")
+            await asyncio.sleep(self.retry.delay(attempt, retry_after))
+            attempt += 1
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, key-free reason for an API error."""
+    cause = exc.__cause__ or exc.__context__
+    text = str(cause or exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

@@ -1,0 +1,471 @@
+"""The LLM prompting baselines (LLM-Rew, LLM-Gen, LLM-Mix) and LLM labelling.
+
+Each command has a config dataclass (its CLI options) and a function that turns input
+records into generation :class:`~augtool.core.generation.jobs.Task` objects; running,
+caching, resuming and failure handling are shared (``augtool.core.generation.jobs``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from augtool.core.config import check
+from augtool.core.device import DTYPES
+from augtool.core.generation.base import RequestBudget, RequestBudgetExhausted, ScoringLLM
+from augtool.core.generation.jobs import (
+    JobSummary,
+    ReplyRejected,
+    Task,
+    clean_reply,
+    derive_seed,
+)
+from augtool.core.generation.labels import LabelSet
+from augtool.core.generation.params import GenerationParams
+from augtool.core.generation.prompts import LLM_GEN, LLM_LABEL, LLM_MIX, LLM_REW, PromptTemplate
+from augtool.core.progress import SILENT, Reporter
+from augtool.data.provenance import make_aug
+from augtool.data.records import Record, labels_of
+from augtool.data.writer import JsonlWriter
+from augtool.errors import AugtoolError
+
+PAIR_MODES = ("any", "inter-class", "intra-class")
+
+
+@dataclass
+class LLMConfig:
+    """Options shared by every command that calls an LLM."""
+
+    llm: str = field(
+        default="",
+        metadata={
+            "help": "The LLM: hf:<model id or folder> (local transformers) or "
+            "openai:<model> (any OpenAI-compatible server)."
+        },
+    )
+    base_url: str | None = field(
+        default=None,
+        metadata={
+            "help": "openai: server URL, e.g. http://127.0.0.1:8000/v1 "
+            "(default: $OPENAI_BASE_URL or api.openai.com)."
+        },
+    )
+    api_key_env: str = field(
+        default="OPENAI_API_KEY",
+        metadata={"help": "openai: environment variable holding the API key."},
+    )
+    concurrency: int = field(default=8, metadata={"help": "openai: requests in flight at once."})
+    rpm: float = field(default=0.0, metadata={"help": "openai: requests per minute cap (0: none)."})
+    timeout: float = field(default=60.0, metadata={"help": "openai: seconds per request."})
+    max_retries: int = field(
+        default=5,
+        metadata={
+            "help": "openai: retries per request on timeouts, 429 and 5xx "
+            "(exponential backoff with jitter, honouring Retry-After)."
+        },
+    )
+    device: str = field(default="auto", metadata={"help": "hf: auto, cpu, cuda, cuda:N or mps."})
+    dtype: str = field(
+        default="auto",
+        metadata={"help": "hf: auto (bfloat16 on CUDA), float32, bfloat16, float16."},
+    )
+    batch_size: int = field(default=16, metadata={"help": "hf: prompts per generation batch."})
+    max_new_tokens: int = field(default=128, metadata={"help": "Longest reply, in tokens."})
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature (0: greedy)."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold."})
+    seed: int = field(
+        default=0, metadata={"help": "Run seed; every request gets its own seed derived from it."}
+    )
+    cache: bool = field(
+        default=True, metadata={"help": "Reuse and store replies in the response cache."}
+    )
+    prompt_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Replace the built-in prompt: a text file (the user message) or "
+            "YAML with 'user' and 'system'; placeholders are checked first."
+        },
+    )
+    max_requests: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop after this many LLM calls (cached replies are free); rerun to continue."
+        },
+    )
+    text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
+    label_field: str = field(default="label", metadata={"help": "JSON field holding the label."})
+
+    def __post_init__(self) -> None:
+        check(bool(self.llm.strip()), "llm", "is required: hf:<model> or openai:<model>")
+        check(self.concurrency >= 1, "concurrency", "must be at least 1")
+        check(self.rpm >= 0, "rpm", "must be >= 0")
+        check(self.timeout > 0, "timeout", "must be positive")
+        check(self.max_retries >= 0, "max_retries", "must be >= 0")
+        check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+        check(self.batch_size >= 1, "batch_size", "must be at least 1")
+        check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
+        check(self.temperature >= 0, "temperature", "must be >= 0")
+        check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
+        check(
+            self.max_requests is None or self.max_requests >= 1,
+            "max_requests",
+            "must be at least 1",
+        )
+
+    def params(self) -> GenerationParams:
+        return GenerationParams(self.max_new_tokens, self.temperature, self.top_p)
+
+    def backend_options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "api_key_env": self.api_key_env,
+            "concurrency": self.concurrency,
+            "rpm": self.rpm,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "device": self.device,
+            "dtype": self.dtype,
+            "batch_size": self.batch_size,
+            "cache": self.cache,
+        }
+
+
+@dataclass
+class RewriteConfig(LLMConfig):
+    """LLM-Rew: rewrite each labelled row, keeping its label."""
+
+    n: int = field(default=1, metadata={"help": "Rewrites per input row."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.n >= 1, "n", "must be at least 1")
+
+
+@dataclass
+class GenerateConfig(LLMConfig):
+    """LLM-Gen: new rows for each label from a few examples of it."""
+
+    per_label: int = field(default=10, metadata={"help": "New rows per label."})
+    shots: int = field(default=3, metadata={"help": "Examples of the label shown per prompt."})
+    labels: str | None = field(
+        default=None,
+        metadata={
+            "help": "Labels file (JSON/YAML list, or mapping to descriptions) to add "
+            "label descriptions; default: the labels of the input."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.per_label >= 1, "per_label", "must be at least 1")
+        check(self.shots >= 1, "shots", "must be at least 1")
+
+
+@dataclass
+class MixConfig(LLMConfig):
+    """LLM-Mix: blend two rows with ratio lambda ~ Beta(alpha, alpha); soft label."""
+
+    pairs: int = field(default=100, metadata={"help": "How many mixed rows to make."})
+    alpha: float = field(
+        default=0.4, metadata={"help": "Mixing ratio lambda ~ Beta(alpha, alpha)."}
+    )
+    pair_mode: str = field(
+        default="any",
+        metadata={"help": "Which rows to pair: any, inter-class or intra-class."},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.pairs >= 1, "pairs", "must be at least 1")
+        check(self.alpha > 0, "alpha", "must be positive")
+        check(self.pair_mode in PAIR_MODES, "pair_mode", f"must be one of {', '.join(PAIR_MODES)}")
+
+
+@dataclass
+class LabelConfig(LLMConfig):
+    """LLM labelling: one label per row from a given label set."""
+
+    labels: str = field(
+        default="",
+        metadata={
+            "help": "Labels file: a JSON/YAML list of names, or a mapping of name to "
+            "description (or to {description, aliases})."
+        },
+    )
+    scoring: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (log-likelihood on hf:, reply parsing on openai:), loglik or parse."
+        },
+    )
+    normalize: bool = field(
+        default=True,
+        metadata={"help": "loglik: compare per-token (length-normalised) log-likelihoods."},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(bool(self.labels.strip()), "labels", "is required: a labels file")
+        check(
+            self.scoring in ("auto", "loglik", "parse"), "scoring", "must be auto, loglik or parse"
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# Task builders
+
+
+def _model_info(config: LLMConfig) -> dict[str, Any]:
+    return {"llm": config.llm, "params": config.params().to_dict()}
+
+
+def _rewrite_row(
+    record: Record, variant: int, seed: int, aug: dict[str, Any], reply: str
+) -> Record:
+    return Record(
+        id=f"{record.id}-rew{variant}",
+        text=clean_reply(reply),
+        label=record.label,
+        aug={**aug, "seed": seed},
+    )
+
+
+def rewrite_tasks(
+    records: list[Record], config: RewriteConfig, template: PromptTemplate = LLM_REW
+) -> list[Task]:
+    """``n`` rewrites of every row; each keeps its parent's label."""
+    tasks = []
+    for record in records:
+        if record.label is None:
+            raise AugtoolError(f'record "{record.id}" has no label; llm rewrite needs labels')
+        for variant in range(config.n):
+            seed = derive_seed(config.seed, "rew", record.id, variant)
+            aug = make_aug(
+                "llm-rew",
+                [record.id],
+                prompt_id=template.id,
+                variant=variant,
+                **_model_info(config),
+            )
+            prompt = template.render(text=record.text, label=record.label)
+            build = partial(_rewrite_row, record, variant, seed, aug)
+            tasks.append(Task(f"{record.id}-rew{variant}", prompt, seed, build, (record.id,)))
+    return tasks
+
+
+def _new_row(
+    key: str,
+    label: str,
+    seed: int,
+    aug: dict[str, Any],
+    reply: str,
+    label_dist: dict[str, float] | None = None,
+) -> Record:
+    return Record(
+        id=key,
+        text=clean_reply(reply),
+        label=label,
+        label_dist=label_dist,
+        aug={**aug, "seed": seed},
+    )
+
+
+def generate_tasks(
+    records: list[Record],
+    config: GenerateConfig,
+    label_set: LabelSet | None,
+    template: PromptTemplate = LLM_GEN,
+) -> list[Task]:
+    """``per_label`` new rows per label, each prompted with ``shots`` examples of it."""
+    by_label: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        if record.label is not None:
+            by_label[record.label].append(record)
+    labels = label_set.names if label_set else labels_of(records)
+    missing = [label for label in labels if not by_label.get(label)]
+    if missing:
+        raise AugtoolError(
+            f"no input rows with label(s) {', '.join(missing)}; "
+            "llm generate needs examples of every label"
+        )
+    tasks = []
+    for label in labels:
+        pool = by_label[label]
+        description = label_set.description(label) if label_set else ""
+        for index in range(config.per_label):
+            seed = derive_seed(config.seed, "gen", label, index)
+            shots = random.Random(seed).sample(pool, min(config.shots, len(pool)))
+            parents = tuple(r.id for r in shots)
+            key = f"llm-gen-{label}-{index}"
+            aug = make_aug("llm-gen", list(parents), prompt_id=template.id, **_model_info(config))
+            prompt = template.render(
+                label=label,
+                description=f" ({description})" if description else "",
+                examples="\n".join(f"- {r.text}" for r in shots),
+            )
+            tasks.append(Task(key, prompt, seed, partial(_new_row, key, label, seed, aug), parents))
+    return tasks
+
+
+def _pick_pair(rng: random.Random, records: list[Record], mode: str) -> tuple[Record, Record]:
+    for _ in range(1000):
+        first, second = rng.sample(records, 2)
+        same = first.label == second.label
+        if mode == "any" or (mode == "inter-class") != same:
+            return first, second
+    raise AugtoolError(f"--pair-mode {mode}: no such pair found in the input")
+
+
+def mix_tasks(
+    records: list[Record], config: MixConfig, template: PromptTemplate = LLM_MIX
+) -> list[Task]:
+    """``pairs`` mixed rows, each with ``label_dist = {y_a: lambda, y_b: 1 - lambda}``."""
+    labelled = [r for r in records if r.label is not None]
+    if len(labelled) < 2:
+        raise AugtoolError("llm mix needs at least two labelled rows")
+    if config.pair_mode == "inter-class" and len({r.label for r in labelled}) < 2:
+        raise AugtoolError("--pair-mode inter-class needs at least two labels in the input")
+    tasks = []
+    for index in range(config.pairs):
+        seed = derive_seed(config.seed, "mix", index)
+        rng = random.Random(seed)
+        first, second = _pick_pair(rng, labelled, config.pair_mode)
+        lam = rng.betavariate(config.alpha, config.alpha)
+        dist: dict[str, float] = defaultdict(float)
+        dist[str(first.label)] += lam
+        dist[str(second.label)] += 1 - lam
+        hard = max(dist.items(), key=lambda item: item[1])[0]
+        key = f"llm-mix-{index}"
+        aug = make_aug(
+            "llm-mix",
+            [first.id, second.id],
+            prompt_id=template.id,
+            **{"lambda": round(lam, 6)},
+            **_model_info(config),
+        )
+        prompt = template.render(
+            text_a=first.text,
+            text_b=second.text,
+            label_a=first.label,
+            label_b=second.label,
+            ratio_a=round(100 * lam),
+            ratio_b=100 - round(100 * lam),
+        )
+        soft = {name: round(weight, 6) for name, weight in dist.items()}
+        build = partial(_new_row, key, hard, seed, aug, label_dist=soft)
+        tasks.append(Task(key, prompt, seed, build, (first.id, second.id)))
+    return tasks
+
+
+def label_prompt(
+    record: Record, label_set: LabelSet, template: PromptTemplate = LLM_LABEL
+) -> list[dict[str, str]]:
+    return template.render(text=record.text, label_descriptions=label_set.describe())
+
+
+def labelled_row(record: Record, label: str | None, info: dict[str, Any]) -> Record:
+    """The input row with ``label`` set (or removed when none was named) and the LLM's
+    evidence under ``llm_label``."""
+    extra = dict(record.extra)
+    evidence = dict(info)
+    if record.label is not None:
+        evidence["original_label"] = record.label
+    extra["llm_label"] = evidence
+    return Record(
+        id=record.id,
+        text=record.text,
+        label=label,
+        text_pair=record.text_pair,
+        aug=record.aug,
+        extra=extra,
+    )
+
+
+def _parsed_row(record: Record, label_set: LabelSet, info: dict[str, Any], reply: str) -> Record:
+    if not reply.strip():
+        raise ReplyRejected("empty reply")
+    label = label_set.parse(reply)
+    status = "parsed" if label is not None else "unparsed"
+    return labelled_row(record, label, {**info, "status": status, "reply": reply})
+
+
+def parse_label_tasks(
+    records: list[Record],
+    config: LabelConfig,
+    label_set: LabelSet,
+    template: PromptTemplate = LLM_LABEL,
+) -> list[Task]:
+    """openai: path: ask for the label and parse the reply; unparsable replies are kept
+    unlabelled with ``llm_label.status = "unparsed"``, never mapped to a guess."""
+    info = {"method": "parse", "prompt_id": template.id, "llm": config.llm}
+    return [
+        Task(
+            record.id,
+            label_prompt(record, label_set, template),
+            derive_seed(config.seed, "label", record.id),
+            partial(_parsed_row, record, label_set, info),
+            (record.id,),
+        )
+        for record in records
+    ]
+
+
+PLACEHOLDERS = {
+    "rewrite": {"text", "label"},
+    "generate": {"label", "description", "examples"},
+    "mix": {"text_a", "text_b", "label_a", "label_b", "ratio_a", "ratio_b"},
+    "label": {"text", "label_descriptions"},
+}
+DEFAULT_TEMPLATES = {"rewrite": LLM_REW, "generate": LLM_GEN, "mix": LLM_MIX, "label": LLM_LABEL}
+
+
+def run_loglik_labelling(
+    records: list[Record],
+    llm: ScoringLLM,
+    label_set: LabelSet,
+    config: LabelConfig,
+    writer: JsonlWriter,
+    *,
+    template: PromptTemplate = LLM_LABEL,
+    budget: RequestBudget | None = None,
+    reporter: Reporter = SILENT,
+    summary: JobSummary | None = None,
+) -> JobSummary:
+    """hf: path: score every label name as the reply and take the most likely one."""
+    summary = summary if summary is not None else JobSummary()
+    summary.total = len(records)
+    todo = [r for r in records if r.id not in writer.done_ids]
+    summary.resumed = len(records) - len(todo)
+    advance = reporter.task("scoring labels", len(records), completed=summary.resumed)
+    options = label_set.names
+    for start in range(0, len(todo), llm.batch_size):
+        chunk = todo[start : start + llm.batch_size]
+        if budget is not None and budget.remaining() is not None:
+            chunk = chunk[: budget.remaining()]
+            if not chunk:
+                raise RequestBudgetExhausted(
+                    f"--max-requests {budget.limit} reached; rerun to continue"
+                )
+        scores = llm.score([label_prompt(r, label_set, template) for r in chunk], options)
+        if budget is not None:
+            budget.used += len(chunk)
+        rows = []
+        for record, row_scores in zip(chunk, scores, strict=True):
+            values = [s.mean if config.normalize else s.logprob for s in row_scores]
+            best = max(range(len(options)), key=values.__getitem__)
+            info = {
+                "method": "loglik",
+                "normalized": config.normalize,
+                "scores": {o: round(v, 6) for o, v in zip(options, values, strict=True)},
+                "prompt_id": template.id,
+                "llm": config.llm,
+            }
+            rows.append(labelled_row(record, options[best], info))
+        writer.write(rows)
+        summary.written += len(rows)
+        summary.requests += len(rows)
+        advance(len(rows))
+    return summary
