@@ -53,6 +53,7 @@ class StubOpenAIServer:
         self.api_key = api_key
         self.requests: list[dict[str, Any]] = []
         self._script: deque[Status | Stall | Reply] = deque()
+        self._targeted: dict[str, deque[Status | Stall | Reply]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -63,13 +64,20 @@ class StubOpenAIServer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def script(self, *actions: Status | Stall | Reply) -> None:
-        """Queue actions for the next chat requests, in order."""
+    def script(self, *actions: Status | Stall | Reply, when: str | None = None) -> None:
+        """Queue actions for the next chat requests, in order; with ``when``, only for
+        requests whose last message contains that text."""
         with self._lock:
-            self._script.extend(actions)
+            if when is None:
+                self._script.extend(actions)
+            else:
+                self._targeted.setdefault(when, deque()).extend(actions)
 
-    def _next_action(self) -> Status | Stall | Reply | None:
+    def _next_action(self, message: str) -> Status | Stall | Reply | None:
         with self._lock:
+            for needle, queue in self._targeted.items():
+                if needle in message and queue:
+                    return queue.popleft()
             return self._script.popleft() if self._script else None
 
     def __enter__(self) -> StubOpenAIServer:
@@ -126,7 +134,8 @@ class StubOpenAIServer:
                     return
                 with stub._lock:
                     stub.requests.append({"time": time.monotonic(), "body": body})
-                action = stub._next_action()
+                messages = body.get("messages") or [{"content": ""}]
+                action = stub._next_action(str(messages[-1].get("content", "")))
                 if isinstance(action, Status):
                     self._send(
                         action.code,
@@ -139,7 +148,6 @@ class StubOpenAIServer:
                 content = action.content if isinstance(action, Reply) else None
                 if content is None:
                     time.sleep(stub.latency)
-                    messages = body.get("messages") or [{"content": ""}]
                     content = f"reply: {messages[-1].get('content', '')}"
                 self._send(
                     200,

@@ -1,0 +1,285 @@
+"""The openai: backend through the CLI against a scripted OpenAI-compatible server:
+retries, Retry-After, timeouts, failures, API keys, resume, budgets, cache, dry runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import assert_one_line_error, run_cli
+from conftest import read_jsonl, write_jsonl
+
+from augtool.testing.stub_openai import Reply, Stall, Status, StubOpenAIServer
+
+ROWS = [
+    {"id": f"r{i}", "text": f"message number {i}", "label": "a" if i % 2 else "b"} for i in range(6)
+]
+
+
+@pytest.fixture
+def stub():
+    with StubOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "train.jsonl", ROWS)
+
+
+def llm_args(stub: StubOpenAIServer, *extra: object) -> list[object]:
+    return ["--llm", "openai:stub-model", "--base-url", stub.base_url, *extra]
+
+
+def chat_requests(stub: StubOpenAIServer) -> int:
+    return len(stub.requests)
+
+
+def test_rewrite_writes_rows_with_provenance(stub, data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rew.jsonl"
+    result = run_cli("llm", "rewrite", data, "-o", out, *llm_args(stub, "--n", 2, "--seed", 5))
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(out)
+    assert [r["id"] for r in rows][:2] == ["r0-rew0", "r0-rew1"]
+    assert len(rows) == 12 and {r["label"] for r in rows} == {"a", "b"}
+    assert rows[0]["text"].startswith("reply: Rewrite the following text")
+    aug = rows[0]["aug"]
+    assert aug["method"] == "llm-rew" and aug["parents"] == ["r0"]
+    assert aug["prompt_id"] == "invmix.llm-rew" and aug["llm"] == "openai:stub-model"
+    assert aug["params"]["temperature"] == 0.7 and isinstance(aug["seed"], int)
+    seeds = {request["body"]["seed"] for request in stub.requests}
+    assert len(seeds) == 12  # every request has its own seed
+    meta = json.loads((tmp_path / "rew.jsonl.meta.json").read_text())
+    assert meta["counts"]["requests"] == 12 and meta["prompt"]["id"] == "invmix.llm-rew"
+
+
+def test_429_with_retry_after_and_500_are_retried(stub, data: Path, tmp_path: Path) -> None:
+    stub.script(Status(429, {"Retry-After": "1"}), Status(503), when="message number 0")
+    out = tmp_path / "out.jsonl"
+    started = time.monotonic()
+    result = run_cli("llm", "rewrite", data, "-o", out, *llm_args(stub, "--concurrency", 1))
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 0, result.stderr
+    assert len(read_jsonl(out)) == 6
+    assert chat_requests(stub) == 8  # two failed attempts, then every row once
+    assert elapsed >= 1.0  # Retry-After was honoured
+    assert not (tmp_path / "out.jsonl.failed.jsonl").exists()
+
+
+def test_requests_that_keep_failing_go_to_failed_jsonl(stub, data: Path, tmp_path: Path) -> None:
+    stub.script(Stall(3), Stall(3), when="message number 0")
+    stub.script(Status(400), when="message number 1")
+    out = tmp_path / "out.jsonl"
+    result = run_cli(
+        "llm",
+        "rewrite",
+        data,
+        "-o",
+        out,
+        *llm_args(stub, "--concurrency", 1, "--timeout", 0.5, "--max-retries", 1),
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "2 requests failed after retries" in result.stderr
+    failed = read_jsonl(tmp_path / "out.jsonl.failed.jsonl")
+    assert [f["id"] for f in failed] == ["r0-rew0", "r1-rew0"]
+    assert (
+        "APITimeoutError" in failed[0]["error"] and "gave up after 2 attempts" in failed[0]["error"]
+    )
+    assert failed[1]["error"].startswith("HTTP 400")  # not retried
+    assert [r["id"] for r in read_jsonl(out)] == [f"r{i}-rew0" for i in range(2, 6)]
+
+    # A rerun retries only the failed rows; the others come from the cache.
+    before = chat_requests(stub)
+    result = run_cli(
+        "llm",
+        "rewrite",
+        data,
+        "-o",
+        out,
+        "--overwrite",
+        *llm_args(stub, "--concurrency", 1, "--timeout", 0.5),
+    )
+    assert result.exit_code == 0, result.stderr
+    assert chat_requests(stub) - before == 2
+    assert len(read_jsonl(out)) == 6 and not (tmp_path / "out.jsonl.failed.jsonl").exists()
+
+
+def test_cached_rerun_makes_no_calls_and_no_cache_does(stub, data: Path, tmp_path: Path) -> None:
+    assert (
+        run_cli("llm", "rewrite", data, "-o", tmp_path / "a.jsonl", *llm_args(stub)).exit_code == 0
+    )
+    calls = chat_requests(stub)
+    result = run_cli("llm", "rewrite", data, "-o", tmp_path / "b.jsonl", *llm_args(stub))
+    assert result.exit_code == 0 and chat_requests(stub) == calls
+    assert "0 requests, 6 from cache" in result.stdout
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
+    run_cli("llm", "rewrite", data, "-o", tmp_path / "c.jsonl", *llm_args(stub, "--no-cache"))
+    assert chat_requests(stub) == calls + 6
+
+
+def test_dry_run_makes_no_call_and_writes_nothing(stub, data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    result = run_cli("llm", "rewrite", data, "-o", out, "--dry-run", *llm_args(stub, "--n", 3))
+    assert result.exit_code == 0, result.stderr
+    assert "requests to send" in result.stdout and "18" in result.stdout
+    assert "prompt tokens" in result.stdout and "Rewrite the following text" in result.stdout
+    assert chat_requests(stub) == 0 and not out.exists()
+
+
+def test_max_requests_stops_and_a_rerun_continues(stub, data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    result = run_cli(
+        "llm", "rewrite", data, "-o", out, *llm_args(stub, "--concurrency", 1, "--max-requests", 4)
+    )
+    assert result.exit_code == 3
+    assert_one_line_error(result, "--max-requests 4 reached")
+    assert chat_requests(stub) == 4 and not out.exists()
+    assert len((tmp_path / "out.jsonl.partial").read_text().splitlines()) == 4
+    result = run_cli("llm", "rewrite", data, "-o", out, *llm_args(stub, "--concurrency", 1))
+    assert result.exit_code == 0, result.stderr
+    assert "resuming: 4 rows already written" in result.stderr
+    assert chat_requests(stub) == 6
+    assert [r["id"] for r in read_jsonl(out)] == [f"r{i}-rew0" for i in range(6)]
+
+
+def test_interrupted_run_resumes_with_exactly_the_missing_rows(
+    stub, data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from augtool.core.generation.openai_backend import OpenAIBackend
+
+    original = OpenAIBackend.generate_batch
+    calls = {"n": 0}
+
+    def interrupted(self, prompts, params, seeds):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, prompts, params, seeds)
+
+    out = tmp_path / "out.jsonl"
+    args = llm_args(stub, "--concurrency", 1, "--n", 2)  # batches of 8 requests
+    with monkeypatch.context() as patch:
+        patch.setattr(OpenAIBackend, "generate_batch", interrupted)
+        result = run_cli("llm", "rewrite", data, "-o", out, *args)
+    assert result.exit_code == 130
+    assert_one_line_error(result, "interrupted: 8 requests, 0 from cache", "rerun")
+    result = run_cli("llm", "rewrite", data, "-o", out, *args)
+    assert result.exit_code == 0, result.stderr
+    ids = [r["id"] for r in read_jsonl(out)]
+    assert len(ids) == 12 and len(set(ids)) == 12
+    assert chat_requests(stub) == 12
+
+
+def test_rpm_cap_spaces_requests(stub, data: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        "llm",
+        "rewrite",
+        data,
+        "-o",
+        tmp_path / "o.jsonl",
+        *llm_args(stub, "--rpm", 600, "--concurrency", 4),
+    )
+    assert result.exit_code == 0, result.stderr
+    starts = sorted(request["time"] for request in stub.requests)
+    assert all(b - a >= 0.08 for a, b in zip(starts, starts[1:], strict=False))
+
+
+def test_api_keys_come_from_the_environment_and_never_leak(
+    data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    secret = "sk-test-DO-NOT-LEAK-1234"
+    with StubOpenAIServer(api_key=secret) as locked:
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        result = run_cli("llm", "rewrite", data, "-o", tmp_path / "x.jsonl", *llm_args(locked))
+        assert_one_line_error(result, "requires an API key: set OPENAI_API_KEY")
+        monkeypatch.setenv("OPENAI_API_KEY", "wrong")
+        result = run_cli("llm", "rewrite", data, "-o", tmp_path / "x.jsonl", *llm_args(locked))
+        assert_one_line_error(result, "rejected the API key in OPENAI_API_KEY")
+        monkeypatch.setenv("OPENAI_API_KEY", secret)
+        out = tmp_path / "ok.jsonl"
+        result = run_cli("llm", "rewrite", data, "-o", out, *llm_args(locked))
+        assert result.exit_code == 0, result.stderr
+    written = "".join(p.read_text() for p in tmp_path.glob("ok.jsonl*"))
+    assert secret not in written + result.stdout + result.stderr
+
+
+def test_default_openai_url_without_a_key_fails_before_any_call(
+    data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    result = run_cli("llm", "rewrite", data, "-o", tmp_path / "x.jsonl", "--llm", "openai:gpt-4o")
+    assert_one_line_error(result, "OPENAI_API_KEY is not set")
+
+
+def test_unreachable_server_is_one_error_before_the_run(data: Path, tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = run_cli(
+        "llm",
+        "rewrite",
+        data,
+        "-o",
+        tmp_path / "x.jsonl",
+        "--llm",
+        "openai:m",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+    )
+    assert_one_line_error(result, "--base-url http://127.0.0.1:9/v1: cannot reach the server")
+    assert time.monotonic() - started < 15
+    assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "x.jsonl.partial").exists()
+
+
+def test_label_parses_replies_and_records_unparsable_ones(stub, tmp_path: Path) -> None:
+    rows = write_jsonl(
+        tmp_path / "u.jsonl",
+        [
+            {"id": "u1", "text": "parcel late"},
+            {"id": "u2", "text": "card charged"},
+            {"id": "u3", "text": "???"},
+        ],
+    )
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"billing": "payments", "shipping": {"aliases": ["delivery"]}}))
+    stub.script(Reply("Delivery."), when="parcel late")
+    stub.script(Reply("  BILLING "), when="card charged")
+    stub.script(Reply("no idea, maybe weather"), when="???")
+    out = tmp_path / "l.jsonl"
+    result = run_cli(
+        "llm", "label", rows, "-o", out, "--labels", labels, *llm_args(stub, "--concurrency", 1)
+    )
+    assert result.exit_code == 0, result.stderr
+    first, second, third = read_jsonl(out)
+    assert first["label"] == "shipping" and first["llm_label"]["status"] == "parsed"
+    assert second["label"] == "billing"
+    assert "label" not in third and third["llm_label"]["status"] == "unparsed"
+    assert third["llm_label"]["reply"] == "no idea, maybe weather"
+    prompt = stub.requests[0]["body"]["messages"][-1]["content"]
+    assert "- billing: payments" in prompt and "parcel late" in prompt
+
+
+def test_mix_and_generate_rows(stub, data: Path, tmp_path: Path) -> None:
+    mixed = tmp_path / "mix.jsonl"
+    result = run_cli(
+        "llm", "mix", data, "-o", mixed, *llm_args(stub, "--pairs", 5, "--pair-mode", "inter-class")
+    )
+    assert result.exit_code == 0, result.stderr
+    for row in read_jsonl(mixed):
+        assert set(row["label_dist"]) == {"a", "b"}
+        assert abs(sum(row["label_dist"].values()) - 1) < 1e-5
+        assert row["label"] == max(row["label_dist"], key=row["label_dist"].get)
+        lam = row["aug"]["lambda"]
+        assert 0 <= lam <= 1 and len(row["aug"]["parents"]) == 2
+        first_parent = next(r for r in ROWS if r["id"] == row["aug"]["parents"][0])
+        assert abs(row["label_dist"][first_parent["label"]] - lam) < 1e-5
+    generated = tmp_path / "gen.jsonl"
+    result = run_cli(
+        "llm", "generate", data, "-o", generated, *llm_args(stub, "--per-label", 3, "--shots", 2)
+    )
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(generated)
+    assert [r["id"] for r in rows][:3] == ["llm-gen-a-0", "llm-gen-a-1", "llm-gen-a-2"]
+    assert {r["label"] for r in rows} == {"a", "b"} and len(rows) == 6
+    assert all(len(r["aug"]["parents"]) == 2 for r in rows)
