@@ -48,6 +48,10 @@ def run_shell_line(line: str) -> None:
         line = line.replace("../shared/data", str(SHARED_DATA))
     for command in line.split(" && "):
         words = shlex.split(command)
+        if words[:3] == ["python", "-m", "augtool.testing.tiny_llama"]:
+            done = subprocess.run([sys.executable, *words[1:]], capture_output=True, text=True)
+            assert done.returncode == 0, f"`{command}` failed:\n{done.stderr}"
+            continue
         assert words[0] == "augtool", f"documented command is not runnable here: {command}"
         result = run_cli(*words[1:])
         assert result.exit_code == 0, f"`{command}` failed:\n{result.stdout}\n{result.stderr}"

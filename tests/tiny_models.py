@@ -6,11 +6,6 @@ import json
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
-SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>"]
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|eos|>{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
 
 
 def build_encoders(root: Path) -> dict[str, Path]:
@@ -55,73 +50,8 @@ def example_texts() -> list[str]:
     ]
 
 
-def build_tiny_llama(folder: Path, steps: int = 150) -> Path:
-    """A tiny Llama (real LlamaConfig, 2 layers, 32 dims) with a byte-level BPE tokenizer
-    trained here and a chat template; trained for a few seconds to echo the user's text,
-    so that it writes ordinary tokens rather than random special ones."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+def build_tiny_llama(folder: Path) -> Path:
+    """The tiny chat Llama used by the LLM tests, trained a few seconds on the examples."""
+    from augtool.testing.tiny_llama import build_tiny_llama as build
 
-    from augtool.core.hub import quiet_transformers
-
-    quiet_transformers()
-    texts = example_texts()
-    tokenizer_model = Tokenizer(models.BPE())
-    tokenizer_model.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer_model.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=600,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tokenizer_model.train_from_iterator(texts * 3, trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer_model,
-        bos_token="<|bos|>",
-        eos_token="<|eos|>",
-        pad_token="<|pad|>",
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    chats = [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}, {"role": "assistant", "content": text}],
-            tokenize=False,
-        )
-        for text in texts
-    ]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.train()
-    for step in range(steps):
-        batch = tokenizer(
-            chats[(step * 16) % len(chats) :][:16],
-            return_tensors="pt",
-            padding=True,
-            truncation=True,
-            max_length=128,
-        )
-        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-        loss = model(**batch, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build(folder, example_texts())
