@@ -183,7 +183,7 @@ def test_rpm_cap_spaces_requests(stub, data: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.stderr
     starts = sorted(request["time"] for request in stub.requests)
-    assert all(b - a >= 0.08 for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a >= 0.05 for a, b in zip(starts, starts[1:], strict=False))  # 0.1 s apart
 
 
 def test_api_keys_come_from_the_environment_and_never_leak(

@@ -15,7 +15,7 @@ from typing import Any
 
 from augtool.core.config import check
 from augtool.core.device import DTYPES
-from augtool.core.generation.base import RequestBudget, RequestBudgetExhausted, ScoringLLM
+from augtool.core.generation.base import RequestBudget, ScoringLLM
 from augtool.core.generation.jobs import (
     JobSummary,
     ReplyRejected,
@@ -443,15 +443,9 @@ def run_loglik_labelling(
     options = label_set.names
     for start in range(0, len(todo), llm.batch_size):
         chunk = todo[start : start + llm.batch_size]
-        if budget is not None and budget.remaining() is not None:
-            chunk = chunk[: budget.remaining()]
-            if not chunk:
-                raise RequestBudgetExhausted(
-                    f"--max-requests {budget.limit} reached; rerun to continue"
-                )
-        scores = llm.score([label_prompt(r, label_set, template) for r in chunk], options)
         if budget is not None:
-            budget.used += len(chunk)
+            chunk = budget.take(chunk)
+        scores = llm.score([label_prompt(r, label_set, template) for r in chunk], options)
         rows = []
         for record, row_scores in zip(chunk, scores, strict=True):
             values = [s.mean if config.normalize else s.logprob for s in row_scores]

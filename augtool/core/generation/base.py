@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from augtool.core.generation.cache import ResponseCache, response_key
 from augtool.core.generation.params import Failure, GenerationParams, OptionScore, Prompt
@@ -18,6 +18,7 @@ from augtool.core.hub import cache_root
 from augtool.errors import AugtoolError
 
 Result = str | Failure
+T = TypeVar("T")
 OnResults = Callable[[list[int], list[Result], bool], None]
 
 
@@ -34,8 +35,17 @@ class RequestBudget:
         self.limit = limit
         self.used = 0
 
-    def remaining(self) -> int | None:
-        return None if self.limit is None else max(0, self.limit - self.used)
+    def take(self, batch: list[T]) -> list[T]:
+        """The part of ``batch`` the budget still allows, counted as spent; raises
+        :class:`RequestBudgetExhausted` when nothing is left."""
+        if self.limit is not None:
+            batch = batch[: max(0, self.limit - self.used)]
+            if not batch:
+                raise RequestBudgetExhausted(
+                    f"--max-requests {self.limit} reached; rerun to continue"
+                )
+        self.used += len(batch)
+        return batch
 
 
 class LLM(ABC):
@@ -117,27 +127,19 @@ class LLM(ABC):
         todo = [i for i, result in enumerate(results) if result is None]
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start : start + self.batch_size]
-            if budget is not None and budget.remaining() is not None:
-                batch = batch[: budget.remaining()]
-                if not batch:
-                    raise RequestBudgetExhausted(
-                        f"--max-requests {budget.limit} reached; rerun to continue"
-                    )
+            if budget is not None:
+                batch = budget.take(batch)
             replies = self.generate_batch(
                 [prompts[i] for i in batch], params, [seeds[i] for i in batch]
             )
-            if budget is not None:
-                budget.used += len(batch)
             for i, reply in zip(batch, replies, strict=True):
                 results[i] = reply
                 if cache is not None and isinstance(reply, str):
                     cache.put(keys[i], reply)
             if on_results is not None:
                 on_results(batch, replies, False)
-        if any(result is None for result in results):
-            raise RequestBudgetExhausted(
-                f"--max-requests {budget.limit if budget else '?'} reached; rerun to continue"
-            )
+        if budget is not None and any(result is None for result in results):
+            budget.take([])  # the last batch was cut short by the budget: raises
         return results  # type: ignore[return-value]
 
 
