@@ -163,3 +163,13 @@ def transformers_server(tiny_llama_store: Path, tmp_path_factory: pytest.TempPat
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_marian(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random MarianMT model (real MarianConfig, SentencePiece vocab built here)."""
+    from tiny_models import example_texts
+
+    from augtool.testing.tiny_marian import build_tiny_marian
+
+    return build_tiny_marian(tmp_path_factory.mktemp("tiny-marian") / "marian", example_texts())

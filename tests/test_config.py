@@ -12,6 +12,9 @@ from augtool.core.config import build_config, config_fields
 from augtool.core.encoders.job import EmbedConfig
 from augtool.core.taskmodel.config import TrainConfig
 from augtool.errors import AugtoolError, OptionError
+from augtool.methods.backtranslation import BTConfig
+from augtool.methods.eda import EDAConfig
+from augtool.methods.llm_baselines import GenerateConfig, LabelConfig, MixConfig, RewriteConfig
 
 # Options that say where data comes from / goes, not how the method behaves.
 IO_OPTIONS = {
@@ -23,14 +26,26 @@ IO_OPTIONS = {
     "skip_invalid",
     "config",
     "checkpoint_every",
+    "dry_run",
 }
 
+COMMANDS = [
+    ("train", TrainConfig),
+    ("embed", EmbedConfig),
+    ("eda", EDAConfig),
+    ("bt", BTConfig),
+    ("llm rewrite", RewriteConfig),
+    ("llm generate", GenerateConfig),
+    ("llm mix", MixConfig),
+    ("llm label", LabelConfig),
+]
 
-@pytest.mark.parametrize(
-    ("command", "config_cls"), [("train", TrainConfig), ("embed", EmbedConfig)]
-)
+
+@pytest.mark.parametrize(("command", "config_cls"), COMMANDS, ids=[c for c, _ in COMMANDS])
 def test_cli_options_match_config_fields(command: str, config_cls: type) -> None:
-    click_command = typer.main.get_command(app).commands[command]
+    click_command = typer.main.get_command(app)
+    for word in command.split():
+        click_command = click_command.commands[word]
     options = {param.name for param in click_command.params} - IO_OPTIONS
     assert options == set(config_fields(config_cls))
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from augtool import __version__
-from augtool.cli import data, embed, evaluate, llm, train
+from augtool.cli import bt, data, eda, embed, evaluate, llm, train
 
 app = typer.Typer(
     name="augtool",
@@ -42,6 +42,8 @@ def root(
 app.add_typer(data.app, name="data")
 app.add_typer(llm.app, name="llm")
 app.command("embed")(embed.embed)
+app.command("eda")(eda.eda)
+app.command("bt")(bt.bt)
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("predict")(evaluate.predict)

@@ -1,0 +1,213 @@
+"""Back-translation end to end: Apertium (real, offline) and a tiny random Marian model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from cli_helpers import assert_one_line_error, run_cli
+from conftest import EXAMPLES, read_jsonl, write_jsonl
+
+from augtool.core.translation.apertium import ApertiumPipe, deformat, reformat
+from augtool.errors import OptionError
+from augtool.methods.backtranslation import BTConfig
+
+needs_apertium = pytest.mark.skipif(
+    shutil.which("lt-proc") is None, reason="Apertium is not installed (CI installs it)"
+)
+
+
+def test_deformat_and_reformat_round_trip_reserved_characters() -> None:
+    text = "a [b] ^c$ d/e @f <g> {h} back\\slash"
+    assert deformat(text) == "a \\[b\\] \\^c\\$ d\\/e \\@f \\<g\\> \\{h\\} back\\\\slash[][\n]"
+    assert reformat(deformat(text)) == text
+    assert reformat(deformat("multi\nline  text")) == "multi line text"
+
+
+@needs_apertium
+def test_one_pipeline_serves_many_batches() -> None:
+    pipe = ApertiumPipe("eng-spa")
+    try:
+        assert pipe.translate(["Where is my parcel ?"]) == ["Dónde es mi paquete ?"]
+        # Texts never bleed into each other, even without final punctuation.
+        alone, cafe = pipe.translate(["Denver", "Café naïve"])
+        assert alone == "Denver" and "cafetería" in cafe.lower() and "Denver" not in cafe
+        batch = [f"The parcel number {i} arrived late ." for i in range(300)]
+        out = pipe.translate(batch)
+        assert len(out) == 300 and all("paquete" in text for text in out)
+        assert pipe.translate(["Price [x] a/b"])[0].count("[") == 1
+        pids = [p.pid for p in pipe.processes]
+        pipe.translate(["Once more ."])
+        assert [p.pid for p in pipe.processes] == pids and all(
+            p.poll() is None for p in pipe.processes
+        )
+    finally:
+        pipe.close()
+
+
+@needs_apertium
+def test_cli_apertium_back_translation(tmp_path: Path) -> None:
+    data = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"id": "a", "text": "Where is my parcel? It was due on Monday.", "label": "shipping"},
+            {"id": "b", "text": "Please refund the double charge on my card.", "label": "billing"},
+            {"id": "c", "text": "Denver", "label": "x"},
+            {"id": "d", "text": "Café naïve – 東京 [beta] a/b", "label": "x"},
+        ],
+    )
+    out = tmp_path / "bt.jsonl"
+    result = run_cli("bt", data, "-o", out, "--engine", "apertium")
+    assert result.exit_code == 0, result.stderr
+    rows = {r["id"]: r for r in read_jsonl(out)}
+    assert "c-bt" not in rows  # identical to its input: dropped by default
+    assert "identical to their input dropped" in result.stdout
+    first = rows["a-bt"]
+    assert (
+        first["label"] == "shipping"
+        and first["text"] != "Where is my parcel? It was due on Monday."
+    )
+    assert first["aug"] == {
+        **first["aug"],
+        "method": "bt",
+        "parents": ["a"],
+        "engine": "apertium",
+        "forward": "eng-spa",
+        "backward": "spa-eng",
+        "pivot": "spa",
+    }
+    assert "*" not in json.dumps(list(rows.values()))  # unknown-word marks dropped (-u)
+
+    kept = tmp_path / "kept.jsonl"
+    result = run_cli(
+        "bt", data, "-o", kept, "--engine", "apertium", "--keep-identical", "--batch-size", 1
+    )
+    assert result.exit_code == 0, result.stderr
+    kept_rows = {r["id"]: r for r in read_jsonl(kept)}
+    assert kept_rows["c-bt"]["aug"]["identical"] is True
+    assert {k: v["text"] for k, v in kept_rows.items() if k != "c-bt"} == {
+        k: v["text"] for k, v in rows.items()
+    }
+
+
+@needs_apertium
+def test_cli_apertium_resumes(tmp_path: Path, monkeypatch) -> None:
+    from augtool.data import writer as writer_module
+
+    rows = [{"id": f"r{i}", "text": f"The parcel number {i} arrived broken ."} for i in range(600)]
+    data = write_jsonl(tmp_path / "many.jsonl", rows)
+    full = tmp_path / "full.jsonl"
+    assert run_cli("bt", data, "-o", full, "--engine", "apertium").exit_code == 0
+    original = writer_module.JsonlWriter.write
+    calls = {"n": 0}
+
+    def interrupted(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    out = tmp_path / "out.jsonl"
+    with monkeypatch.context() as patch:
+        patch.setattr(writer_module.JsonlWriter, "write", interrupted)
+        assert run_cli("bt", data, "-o", out, "--engine", "apertium").exit_code == 130
+    result = run_cli("bt", data, "-o", out, "--engine", "apertium")
+    assert result.exit_code == 0 and "resuming: 256 rows already written" in result.stderr
+    assert out.read_text() == full.read_text()
+
+
+@needs_apertium
+def test_missing_apertium_mode(tmp_path: Path) -> None:
+    result = run_cli(
+        "bt",
+        EXAMPLES / "intents-train.jsonl",
+        "-o",
+        tmp_path / "x.jsonl",
+        "--engine",
+        "apertium",
+        "--pivot",
+        "klingon",
+    )
+    assert_one_line_error(
+        result, "Apertium mode 'eng-klingon' is not installed", "eng-spa", "apt-get install"
+    )
+
+
+def test_cli_marian_plumbing_batching_and_provenance(tiny_marian: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", read_jsonl(EXAMPLES / "intents-train.jsonl")[:6])
+    model = [
+        "--engine",
+        "marian",
+        "--forward-model",
+        tiny_marian,
+        "--backward-model",
+        tiny_marian,
+        "--max-length",
+        16,
+        "--keep-identical",
+    ]
+    batched, single = tmp_path / "b.jsonl", tmp_path / "s.jsonl"
+    result = run_cli("bt", data, "-o", batched, *model, "--batch-size", 4)
+    assert result.exit_code == 0, result.stderr
+    assert run_cli("bt", data, "-o", single, *model, "--batch-size", 1).exit_code == 0
+    rows = read_jsonl(batched)
+    assert [r["id"] for r in rows] == [f"intents-train-{i}-bt" for i in range(6)]
+    assert [r["text"] for r in rows] == [r["text"] for r in read_jsonl(single)]
+    aug = rows[0]["aug"]
+    assert aug["engine"] == "marian" and aug["forward"] == str(tiny_marian)
+    assert aug["num_beams"] == 1 and aug["pivot"] == "de"
+
+    sampled = tmp_path / "n2.jsonl"
+    args = (*model, "--sample", "--n", 2, "--seed", 3)
+    assert run_cli("bt", data, "-o", sampled, *args, "--batch-size", 5).exit_code == 0
+    again = tmp_path / "n2b.jsonl"
+    assert run_cli("bt", data, "-o", again, *args, "--batch-size", 2).exit_code == 0
+    assert sampled.read_text() == again.read_text()
+    ids = [r["id"] for r in read_jsonl(sampled)]
+    assert ids[:2] == ["intents-train-0-bt0", "intents-train-0-bt1"] and len(ids) == 12
+
+
+def test_marian_truncates_long_texts_with_a_warning(tiny_marian: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "long.jsonl", [{"id": "l", "text": "parcel " * 200}])
+    result = run_cli(
+        "bt",
+        data,
+        "-o",
+        tmp_path / "o.jsonl",
+        "--engine",
+        "marian",
+        "--forward-model",
+        tiny_marian,
+        "--backward-model",
+        tiny_marian,
+        "--max-length",
+        16,
+        "--keep-identical",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "longer than 16 tokens were truncated" in result.stderr
+
+
+def test_bt_bad_input(tmp_path: Path) -> None:
+    source = EXAMPLES / "intents-train.jsonl"
+    result = run_cli(
+        "bt",
+        source,
+        "-o",
+        tmp_path / "x.jsonl",
+        "--engine",
+        "marian",
+        "--forward-model",
+        "./no/such/model",
+    )
+    assert_one_line_error(result, "'./no/such/model'", "no such folder")
+    assert_one_line_error(
+        run_cli("bt", source, "-o", tmp_path / "x.jsonl", "--engine", "google"),
+        "--engine",
+        "unknown engine 'google'",
+    )
+    with pytest.raises(OptionError, match="--n: more than one back-translation per row needs"):
+        BTConfig(engine="apertium", n=2)
+    assert not (tmp_path / "x.jsonl").exists()
