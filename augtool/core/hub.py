@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from augtool.errors import ModelError
@@ -156,3 +158,15 @@ def quiet_transformers() -> None:
         disable_progress_bars()
     except ImportError:  # pragma: no cover
         pass
+
+
+@contextmanager
+def loading(what: str, name: str) -> Iterator[None]:
+    """Turn any failure of a model loader into one clear :class:`ModelError` line."""
+    try:
+        yield
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - loaders raise many kinds of errors
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{what} {name!r}: cannot load it ({reason})") from exc

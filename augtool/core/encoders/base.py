@@ -18,8 +18,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from augtool.core.hub import cache_root, folder_fingerprint, hub_snapshot, resolve_model_source
-from augtool.errors import ModelError
+from augtool.core.hub import (
+    cache_root,
+    folder_fingerprint,
+    hub_snapshot,
+    loading,
+    resolve_model_source,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -177,13 +182,8 @@ class TorchEncoder(Encoder):
         quiet_transformers()
         self.device = resolve_device(self.device_spec)
         dtype = resolve_dtype(self.dtype_spec, self.device)
-        try:
+        with loading("encoder", self.name):
             module = self._load_module()
-        except ModelError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - loaders raise many kinds; report one line
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"encoder {self.name!r}: cannot load it ({reason})") from exc
         module.to(device=self.device, dtype=dtype)
         module.eval()
         self._module = module

@@ -10,8 +10,6 @@ depend on which other rows share its batch, so resumed and sharded runs agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -25,6 +23,7 @@ from augtool.core.generation.params import (
     as_messages,
     as_text,
 )
+from augtool.core.hub import loading
 from augtool.errors import ModelError
 
 
@@ -54,16 +53,6 @@ class SeededSampler:
         ).to(logits.device)
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
         return logits + gumbel
-
-
-@contextmanager
-def _loading(name: str) -> Iterator[None]:
-    """Turn any loader failure into one clear line."""
-    try:
-        yield
-    except Exception as exc:  # noqa: BLE001 - loaders raise many kinds
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"LLM {name!r}: cannot load it ({reason})") from exc
 
 
 class HFBackend(ScoringLLM):
@@ -111,7 +100,7 @@ class HFBackend(ScoringLLM):
         from transformers import AutoConfig
 
         self.tokenizer  # noqa: B018 - loads and validates the tokenizer
-        with _loading(self.model):
+        with loading("LLM", self.model):
             AutoConfig.from_pretrained(self.source)
 
     def load(self) -> None:
@@ -125,7 +114,7 @@ class HFBackend(ScoringLLM):
         tokenizer = self.tokenizer
         self.device = resolve_device(self.device_spec)
         dtype = resolve_dtype(self.dtype_spec, self.device)
-        with _loading(self.model):
+        with loading("LLM", self.model):
             model = AutoModelForCausalLM.from_pretrained(self.source)
         model.to(device=self.device, dtype=dtype)
         model.eval()
@@ -142,7 +131,7 @@ class HFBackend(ScoringLLM):
             from augtool.core.hub import quiet_transformers
 
             quiet_transformers()
-            with _loading(self.model):
+            with loading("LLM", self.model):
                 tokenizer = AutoTokenizer.from_pretrained(self.source, padding_side="left")
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token

@@ -8,21 +8,11 @@ batch). Texts longer than ``max_length`` tokens are truncated, with a warning.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
+from augtool.core.hub import loading
 from augtool.core.translation.base import BackTranslator, Direction
-from augtool.errors import ModelError
-
-
-@contextmanager
-def _loading(name: str) -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:  # noqa: BLE001 - one line for any loader failure
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"translation model {name!r}: cannot load it ({reason})") from exc
 
 
 class MarianBackTranslator(BackTranslator):
@@ -72,7 +62,7 @@ class MarianBackTranslator(BackTranslator):
             quiet_transformers()
             self.device = resolve_device(self.device_spec)
             source = self.sources[direction]
-            with _loading(self.names[direction]):
+            with loading("translation model", self.names[direction]):
                 tokenizer = AutoTokenizer.from_pretrained(source)
                 model = AutoModelForSeq2SeqLM.from_pretrained(source)
             model.to(device=self.device, dtype=resolve_dtype(self.dtype_spec, self.device))
