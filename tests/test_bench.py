@@ -1,0 +1,239 @@
+"""augtool bench: a tiny end-to-end benchmark, resume, statistics, failures, bad configs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from cli_helpers import assert_one_line_error, run_cli
+from conftest import keyword_rows, read_jsonl, write_jsonl
+
+from augtool.bench.methods import BENCH_METHODS, BenchMethod
+from augtool.core.metrics import mean_std, paired_wilcoxon
+
+
+@pytest.fixture
+def bench_config(tiny_st: Path, tmp_path: Path):
+    """Write a tiny bench config (tiny random encoder, 2 methods, K = 2, 2 seeds)."""
+    write_jsonl(tmp_path / "train.jsonl", keyword_rows(6, seed=1, prefix="tr"))
+    write_jsonl(tmp_path / "test.jsonl", keyword_rows(4, seed=2, prefix="te"))
+
+    def make(name: str = "bench.yaml", **overrides) -> Path:
+        config = {
+            "datasets": {"kw": {"train": "train.jsonl", "test": "test.jsonl"}},
+            "k": [2],
+            "seeds": [1, 2],
+            "task_model": {
+                "encoder": str(tiny_st),
+                "epochs": 3,
+                "lr": 1e-3,
+                "head_lr": 1e-2,
+                "batch_size": 4,
+            },
+            "methods": {"base": {}, "eda": {"ops": "rs,rd"}},
+            "per_original": 2,
+        }
+        config.update(overrides)
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    return make
+
+
+def test_tiny_bench_end_to_end(bench_config, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = run_cli("bench", bench_config(), "-o", run)
+    assert result.exit_code == 0, result.stderr
+    assert "| base |" in result.stdout and "| eda |" in result.stdout
+    assert "4 cells run, 0 already done" in result.stdout
+    cells = {p.stem: json.loads(p.read_text()) for p in (run / "cells").glob("*.json")}
+    assert set(cells) == {
+        "kw__k2__s1__base",
+        "kw__k2__s2__base",
+        "kw__k2__s1__eda",
+        "kw__k2__s2__eda",
+    }
+    eda = cells["kw__k2__s1__eda"]
+    assert eda["status"] == "ok" and eda["n_sample"] == 6 and eda["n_augmented"] == 12
+    assert cells["kw__k2__s1__base"]["n_augmented"] == 0
+    assert set(eda["seconds"]) >= {"augment", "train", "eval", "total"}
+    # The K-shot sample is shared by every method of a seed.
+    assert len(read_jsonl(run / "data" / "kw" / "k2-s1.jsonl")) == 6
+    lines = (run / "manifest.txt").read_text().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("augtool bench cell ")
+    assert "epoch 3/3" in (run / "logs" / "kw__k2__s1__eda.log").read_text()
+    bench = json.loads((run / "bench.json").read_text())
+    assert bench["config"]["k"] == [2] and bench["environment"]["augtool"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["ran"] == 4 and 0 <= summary["harness_overhead"] < 1
+    assert not list((run / "models").iterdir())  # models removed after evaluation
+
+    for fmt, marker in (
+        ("markdown", "Wilcoxon"),
+        ("csv", "accuracy_mean"),
+        ("latex", r"\toprule"),
+        ("json", '"wilcoxon"'),
+    ):
+        out = run_cli("bench", "report", run, "--format", fmt)
+        assert out.exit_code == 0 and marker in out.stdout, (fmt, out.stdout)
+    report = json.loads(run_cli("bench", "report", run, "--format", "json").stdout)
+    base = next(r for r in report["rows"] if r["method"] == "base")
+    expected = [cells[f"kw__k2__s{s}__base"]["accuracy"] for s in (1, 2)]
+    assert base["mean"] == pytest.approx(np.mean(expected))
+    assert base["std"] == pytest.approx(np.std(expected, ddof=1))
+    assert report["wilcoxon"][0]["pair"] == ["eda", "base"]
+    plotted = run_cli("bench", "report", run, "--plot")
+    assert plotted.exit_code == 0 and (run / "plots" / "kw.png").stat().st_size > 1000
+
+
+def test_rerun_resumes_only_unfinished_cells(bench_config, tmp_path: Path, monkeypatch) -> None:
+    from augtool.bench import runner
+
+    original = runner.run_cell
+    ran: list[str] = []
+
+    def killed_on_third(run_dir, cell_id, reporter=None):
+        if len(ran) == 2:
+            raise KeyboardInterrupt
+        ran.append(cell_id)
+        return original(run_dir, cell_id)
+
+    run = tmp_path / "run"
+    config = bench_config()
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "run_cell", killed_on_third)
+        assert run_cli("bench", config, "-o", run).exit_code == 130
+    assert len(list((run / "cells").glob("*.json"))) == 2
+
+    calls: list[str] = []
+
+    def counting(run_dir, cell_id, reporter=None):
+        calls.append(cell_id)
+        return original(run_dir, cell_id)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "run_cell", counting)
+        result = run_cli("bench", config, "-o", run)
+    assert result.exit_code == 0, result.stderr
+    assert "2 cells run, 2 already done" in result.stdout
+    all_ids = [cell.id for cell in runner.cells_of(runner.load_run(run))]
+    assert sorted(calls) == sorted(set(all_ids) - set(ran))
+
+
+class Broken(BenchMethod):
+    name = "broken"
+    adds_rows = True
+
+    def augment(self, sample, options, context):
+        raise RuntimeError("this method is broken on purpose")
+
+
+def test_a_broken_method_fails_its_cells_only(bench_config, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(BENCH_METHODS._entries, "broken", Broken)
+    run = tmp_path / "run"
+    result = run_cli("bench", bench_config(methods={"base": {}, "broken": {}}), "-o", run)
+    assert result.exit_code == 1
+    assert "2 cells failed" in result.stderr
+    cells = {p.stem: json.loads(p.read_text()) for p in (run / "cells").glob("*.json")}
+    assert cells["kw__k2__s1__base"]["status"] == "ok"
+    failed = cells["kw__k2__s1__broken"]
+    assert failed["status"] == "failed"
+    assert failed["error"] == "RuntimeError: this method is broken on purpose"
+    assert "Traceback" in (run / "logs" / "kw__k2__s1__broken.log").read_text()
+    report = run_cli("bench", "report", run)
+    assert "failed: kw__k2__s1__broken" in report.stdout
+
+
+def test_parallel_jobs_and_manifest_cells(bench_config, tmp_path: Path) -> None:
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert run_cli("bench", bench_config(), "-o", serial).exit_code == 0
+    result = run_cli("bench", bench_config(), "-o", parallel, "--jobs", 2)
+    assert result.exit_code == 0, result.stderr
+
+    def scores(run: Path) -> dict:
+        return {p.stem: json.loads(p.read_text())["accuracy"] for p in (run / "cells").glob("*")}
+
+    assert scores(serial) == scores(parallel)
+
+    prepared = tmp_path / "prepared"
+    result = run_cli("bench", bench_config(), "-o", prepared, "--prepare-only")
+    assert result.exit_code == 0 and "prepared 4 cells" in result.stdout
+    first = (prepared / "manifest.txt").read_text().splitlines()[0].split()
+    assert first[:3] == ["augtool", "bench", "cell"]
+    assert run_cli(*first[1:]).exit_code == 0
+    partial = run_cli("bench", "report", prepared)
+    assert "Incomplete: 3 of 4 cells have no result" in partial.stdout
+
+
+def test_augmentations_are_reused_across_run_folders(bench_config, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    assert run_cli("bench", bench_config(), "-o", first).exit_code == 0
+    other = bench_config(
+        "other.yaml",
+        task_model={**yaml.safe_load(bench_config().read_text())["task_model"], "epochs": 2},
+    )
+    second = tmp_path / "second"
+    assert run_cli("bench", other, "-o", second).exit_code == 0
+    assert "augmentation served from cache" in (second / "logs" / "kw__k2__s1__eda.log").read_text()
+
+
+def test_statistics_match_scipy() -> None:
+    from scipy.stats import wilcoxon
+
+    a = {1: 0.61, 2: 0.58, 3: 0.70, 4: 0.66, 5: 0.52, 6: 0.63}
+    b = {1: 0.55, 2: 0.57, 3: 0.64, 4: 0.67, 5: 0.49, 6: 0.60, 7: 0.99}  # seed 7 unpaired
+    test = paired_wilcoxon(a, b)
+    reference = wilcoxon([a[s] for s in range(1, 7)], [b[s] for s in range(1, 7)])
+    assert test.n == 6
+    assert test.p_value == pytest.approx(reference.pvalue)
+    assert test.statistic == pytest.approx(reference.statistic)
+    assert test.mean_difference == pytest.approx(np.mean([a[s] - b[s] for s in range(1, 7)]))
+    same = paired_wilcoxon({1: 0.5, 2: 0.6}, {1: 0.5, 2: 0.6})
+    assert same.p_value is None and same.note == "all differences are zero"
+    assert paired_wilcoxon({1: 0.5}, {2: 0.5}).n == 0
+    mean, std = mean_std([0.59, 0.72, 0.66])
+    assert mean == pytest.approx(np.mean([0.59, 0.72, 0.66]))
+    assert std == pytest.approx(np.std([0.59, 0.72, 0.66], ddof=1))
+    assert mean_std([0.5]) == (0.5, 0.0) and math.isnan(mean_std([])[0])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"methods": {"base": {}, "magic": {}}}, "unknown method 'magic' (known: base, bt, eda,"),
+        (
+            {"datasets": {"kw": {"train": "nope.jsonl", "test": "test.jsonl"}}},
+            "datasets.kw.train: file not found: nope.jsonl",
+        ),
+        ({"k": [7]}, "k: 7 is larger than the smallest class of kw"),
+        ({"seeds": []}, "seeds: give at least one seed"),
+        ({"epochs": 3}, "unknown key(s) epochs"),
+        ({"methods": {"eda": {"n_agu": 3}}}, "methods.eda: --n-agu: unknown option for eda"),
+        ({"task_model": {"epoch": 3}}, "task_model: unknown key(s) epoch"),
+        ({"k": [0]}, "k: 0 is not a positive integer or all"),
+        ({"compare": [["eda", "bt"]]}, "compare: ['eda', 'bt'] must name two"),
+    ],
+)
+def test_bad_configs_are_rejected_before_running(
+    bench_config, tmp_path: Path, overrides, message
+) -> None:
+    result = run_cli("bench", bench_config(**overrides), "-o", tmp_path / "run")
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_keeps_its_settings(bench_config, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert run_cli("bench", bench_config(), "-o", run).exit_code == 0
+    other = bench_config("other.yaml", seeds=[1, 2, 3])
+    assert_one_line_error(run_cli("bench", other, "-o", run), "different settings")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "x.txt").write_text("mine")
+    assert_one_line_error(
+        run_cli("bench", bench_config(), "-o", tmp_path / "notes"), "not a bench run folder"
+    )
