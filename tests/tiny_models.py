@@ -55,3 +55,98 @@ def build_tiny_llama(folder: Path) -> Path:
     from augtool.testing.tiny_llama import build_tiny_llama as build
 
     return build(folder, example_texts())
+
+
+NO_MATCH = "nothing recognised here"
+
+
+def build_inversion_lm(folder: Path, sentences: list[str], steps: int = 400) -> Path:
+    """A tiny Llama pretrained (a few seconds) to decode the inversion prompt.
+
+    ``Given the embedding [marker_i], generate the original sentence: sentence_i`` for
+    distinct marker tokens, and the fixed reply ``NO_MATCH`` when the soft position holds a
+    random vector. Prompt and target are tokenised separately, exactly as the soft-prompt
+    inverter does. An adaptor must then learn to map each sentence's embedding onto its
+    marker: an untrained one gets ``NO_MATCH``, a trained one the sentence.
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from augtool.core.hub import quiet_transformers
+    from augtool.core.inversion.soft_prompt import DEFAULT_PREFIX, DEFAULT_SUFFIX
+
+    quiet_transformers()
+    markers = [f"<|s{i}|>" for i in range(len(sentences))]
+    tokenizer_model = Tokenizer(models.BPE())
+    tokenizer_model.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer_model.decoder = decoders.ByteLevel()
+    corpus = [*sentences, NO_MATCH, DEFAULT_PREFIX + DEFAULT_SUFFIX] * 5
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|pad|>", "<|eos|>", *markers],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer_model.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer_model, eos_token="<|eos|>", pad_token="<|pad|>"
+    )
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    prefix = tokenizer(DEFAULT_PREFIX, add_special_tokens=True)["input_ids"]
+    suffix = tokenizer(DEFAULT_SUFFIX, add_special_tokens=False)["input_ids"]
+    slot = len(prefix)
+
+    def sequence(first: int, target: str) -> list[int]:
+        return [
+            *prefix,
+            first,
+            *suffix,
+            *tokenizer(target, add_special_tokens=False)["input_ids"],
+            tokenizer.eos_token_id,
+        ]
+
+    rows = [
+        sequence(tokenizer.convert_tokens_to_ids(m), s)
+        for m, s in zip(markers, sentences, strict=True)
+    ]
+    noise_rows = [sequence(tokenizer.pad_token_id, NO_MATCH)] * len(sentences)
+    all_rows = rows + noise_rows
+    width = max(len(r) for r in all_rows)
+    ids = torch.full((len(all_rows), width), tokenizer.pad_token_id)
+    mask = torch.zeros((len(all_rows), width), dtype=torch.long)
+    for i, row in enumerate(all_rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    labels = ids.masked_fill(mask == 0, -100)
+    labels[:, slot] = -100
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        embeddings = model.get_input_embeddings()(ids)
+        noise = torch.randn(len(noise_rows), config.hidden_size) * torch.empty(
+            len(noise_rows), 1
+        ).uniform_(0.01, 2.0)
+        embeddings = embeddings.clone()
+        embeddings[len(rows) :, slot] = noise
+        loss = model(inputs_embeds=embeddings, attention_mask=mask, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

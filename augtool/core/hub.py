@@ -142,6 +142,30 @@ def folder_fingerprint(folder: str | Path) -> str:
     return digest.hexdigest()[:24]
 
 
+def light_fingerprint(source: str | Path) -> str:
+    """A cheap identity for a large model: its config and the names and sizes of its
+    files (hashing the weights of an 8B model would take a minute)."""
+    folder = Path(source)
+    if not folder.is_dir():
+        snapshot = hub_snapshot(str(source))
+        if snapshot is None:
+            return hashlib.sha256(f"hub:{source}".encode()).hexdigest()[:24]
+        folder = snapshot
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if not path.is_file() or path.name in _IGNORED_FILES:
+            continue
+        if any(part in _IGNORED_DIRS for part in relative.parts):
+            continue
+        digest.update(relative.as_posix().encode())
+        if path.suffix in (".json", ".jinja", ".txt", ".model"):
+            digest.update(path.read_bytes())
+        else:
+            digest.update(str(path.stat().st_size).encode())
+    return digest.hexdigest()[:24]
+
+
 def quiet_transformers() -> None:
     """Silence library progress bars and warnings that would drown augtool's own output."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

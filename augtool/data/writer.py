@@ -172,3 +172,32 @@ class JsonlWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def check_output_folder(
+    path: str | Path, *, overwrite: bool, marker: str, kind: str = "model"
+) -> Path:
+    """A model folder to write: refused if it exists without ``overwrite``, and never
+    replaced when it holds something else (no ``marker`` file in it)."""
+    path = Path(path)
+    if path.exists():
+        if not overwrite:
+            raise OutputExistsError(path)
+        if path.is_file() or (any(path.iterdir()) and not (path / marker).is_file()):
+            raise AugtoolError(
+                f"--output {path}: exists and is not an augtool {kind} folder; "
+                "refusing to replace it"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def publish_folder(staging: str | Path, output: str | Path) -> Path:
+    """Move a finished ``<out>.partial`` folder onto ``<out>`` (replacing an old one)."""
+    import shutil
+
+    output = Path(output)
+    if output.exists():
+        shutil.rmtree(output)
+    os.replace(staging, output)
+    return output

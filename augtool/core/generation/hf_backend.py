@@ -83,6 +83,16 @@ class HFBackend(ScoringLLM):
         self.device = ""
         self._identity: dict[str, Any] | None = None
 
+    @classmethod
+    def from_loaded(
+        cls, name: str, model: Any, tokenizer: Any, device: str, **options: Any
+    ) -> HFBackend:
+        """A backend around a model already in memory (e.g. invmix's frozen LM), so it is
+        not loaded twice."""
+        backend = cls(name, **options)
+        backend._model, backend._tokenizer, backend.device = model, tokenizer, device
+        return backend
+
     def identity(self) -> dict[str, Any]:
         if self._identity is None:
             from pathlib import Path

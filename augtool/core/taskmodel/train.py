@@ -31,7 +31,8 @@ from augtool.core.taskmodel.model import MODEL_FILE, TaskModel
 from augtool.data.provenance import config_dict, run_key
 from augtool.data.records import Record, labels_of
 from augtool.data.sampling import train_dev_split
-from augtool.errors import AugtoolError, OutputExistsError
+from augtool.data.writer import check_output_folder, publish_folder
+from augtool.errors import AugtoolError
 
 CHECKPOINT_DIR = "checkpoint"
 EpochHook = Callable[[int, dict[str, Any]], None]
@@ -69,17 +70,6 @@ def _dataset_key(train: list[Record], dev: list[Record] | None, config: TrainCon
         return [(r.id, r.text, r.label, r.label_dist) for r in records or []]
 
     return run_key("train", config_dict(config), rows(train), rows(dev))
-
-
-def _check_output(output: Path, overwrite: bool) -> None:
-    if output.exists():
-        if not overwrite:
-            raise OutputExistsError(output)
-        if output.is_file() or (any(output.iterdir()) and not (output / MODEL_FILE).is_file()):
-            raise AugtoolError(
-                f"--output {output}: exists and is not an augtool model folder; "
-                "refusing to replace it"
-            )
 
 
 class _Checkpointer:
@@ -171,7 +161,7 @@ def train_task_model(
     epoch); rerunning the same job on the same data resumes from it.
     """
     output = Path(output)
-    _check_output(output, overwrite)
+    check_output_folder(output, overwrite=overwrite, marker=MODEL_FILE)
     if dev is None and config.dev_fraction > 0:
         train, dev = train_dev_split(train, config.dev_fraction, config.seed)
     labels = labels_of(train)
@@ -344,9 +334,7 @@ def train_task_model(
     with (staging / "train_log.jsonl").open("w", encoding="utf-8") as handle:
         for record in history:
             handle.write(json.dumps(record) + "\n")
-    if output.exists():
-        shutil.rmtree(output)
-    os.replace(staging, output)
+    publish_folder(staging, output)
     del model, optimizer, scheduler, frozen_embeddings
     trained = TaskModel.load(output, device=config.device)
     return TrainResult(

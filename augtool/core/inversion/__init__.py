@@ -1,0 +1,3 @@
+"""Embedding-to-text inversion: the adaptor + frozen-LM soft-prompt inverter (invmix)."""
+
+from __future__ import annotations

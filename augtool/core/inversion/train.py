@@ -1,0 +1,123 @@
+"""Training the adaptor: minimise L_GEN with the encoder and the LM frozen.
+
+Batch order is drawn from ``(seed, epoch)``, so a run resumed from a checkpoint continues
+exactly where the interrupted one stopped. Checkpoints (adaptor weights as safetensors,
+optimizer state, progress) are written every ``save_every`` steps and at each epoch end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from augtool.core.inversion.model import InversionModel
+from augtool.core.progress import SILENT, Reporter
+
+StepHook = Callable[[int, float], None]
+
+
+class _Checkpoint:
+    def __init__(self, folder: Path, key: str) -> None:
+        self.folder = folder
+        self.key = key
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            state = json.loads((self.folder / "progress.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return state if state.get("run_key") == self.key else None
+
+    def save(
+        self, model: InversionModel, optimizer: torch.optim.Optimizer, progress: dict[str, Any]
+    ) -> None:
+        from safetensors.torch import save_model
+
+        staging = self.folder.with_name(self.folder.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        save_model(model.adaptor, str(staging / "adaptor.safetensors"))
+        torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+        (staging / "progress.json").write_text(
+            json.dumps({**progress, "run_key": self.key}), encoding="utf-8"
+        )
+        shutil.rmtree(self.folder, ignore_errors=True)
+        os.replace(staging, self.folder)
+
+    def restore(self, model: InversionModel, optimizer: torch.optim.Optimizer) -> None:
+        from safetensors.torch import load_model
+
+        load_model(
+            model.adaptor, str(self.folder / "adaptor.safetensors"), device=str(model.lm.device)
+        )
+        optimizer.load_state_dict(torch.load(self.folder / "optimizer.pt", weights_only=True))
+
+
+def train_adaptor(
+    model: InversionModel,
+    texts: list[str],
+    embeddings: np.ndarray,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    checkpoint_dir: Path,
+    run_key: str,
+    save_every: int = 500,
+    reporter: Reporter = SILENT,
+    on_step: StepHook | None = None,
+) -> dict[str, Any]:
+    """Train ``model.adaptor`` on ``(texts, embeddings)``; returns progress (losses)."""
+    device = model.lm.device
+    vectors = torch.as_tensor(embeddings, dtype=torch.float32, device=device)
+    optimizer = torch.optim.Adam(model.adaptor.parameters(), lr=lr)
+    checkpoint = _Checkpoint(checkpoint_dir, run_key)
+    progress: dict[str, Any] = {"step": 0, "epoch": 0, "index": 0, "history": []}
+    saved = checkpoint.load()
+    if saved is not None:
+        checkpoint.restore(model, optimizer)
+        progress = {k: saved[k] for k in ("step", "epoch", "index", "history")}
+        reporter.log(f"resuming adaptor training at step {progress['step']}")
+    steps_per_epoch = math.ceil(len(texts) / batch_size)
+    advance = reporter.task(
+        "training adaptor", steps_per_epoch * epochs, completed=progress["step"]
+    )
+    running, count = 0.0, 0
+    model.adaptor.train()
+    for epoch in range(progress["epoch"], epochs):
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(len(texts), generator=generator).tolist()
+        start_index = progress["index"] if epoch == progress["epoch"] else 0
+        for batch_index in range(start_index, steps_per_epoch):
+            rows = order[batch_index * batch_size : (batch_index + 1) * batch_size]
+            soft = model.adaptor(vectors[rows])
+            loss = model.lm.loss(soft, [texts[i] for i in rows])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.adaptor.parameters(), 1.0)
+            optimizer.step()
+            value = float(loss.detach())
+            running, count = running + value, count + 1
+            progress.update(step=progress["step"] + 1, epoch=epoch, index=batch_index + 1)
+            advance(1)
+            if on_step is not None:
+                on_step(progress["step"], value)
+            if save_every and progress["step"] % save_every == 0:
+                checkpoint.save(model, optimizer, progress)
+        average = running / max(count, 1)
+        progress["history"].append({"epoch": epoch + 1, "loss": round(average, 6)})
+        reporter.log(f"adaptor epoch {epoch + 1}/{epochs}  loss {average:.4f}")
+        running, count = 0.0, 0
+        progress.update(epoch=epoch + 1, index=0)
+        checkpoint.save(model, optimizer, progress)
+    model.adaptor.eval()
+    return progress

@@ -1,0 +1,239 @@
+"""Configs of the ``augtool invmix`` commands (one dataclass per command)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from augtool.core.config import check
+from augtool.core.device import DTYPES
+from augtool.core.hub import DEFAULT_ENCODER, ENCODER_HELP
+
+PAIR_MODES = ("random", "inter-class", "intra-class")
+LABEL_MODES = ("soft", "llm")
+
+_DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps."
+_DTYPE_HELP = "LLM weights: auto (bfloat16 on CUDA), float32, bfloat16, float16."
+
+
+def _check_runtime(device: str, dtype: str) -> None:
+    check(bool(device.strip()), "device", "must not be empty")
+    check(dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+
+
+@dataclass
+class AdaptorConfig:
+    """Stage 1: align the adaptor on unlabeled text (only phi trains)."""
+
+    encoder: str = field(default=DEFAULT_ENCODER, metadata={"help": ENCODER_HELP})
+    llm: str = field(default="", metadata={"help": "The frozen LM: hf:<model id or folder>."})
+    soft_tokens: int = field(default=1, metadata={"help": "Soft tokens per embedding (k)."})
+    adaptor_hidden: int = field(
+        default=0,
+        metadata={"help": "Hidden size of the adaptor MLP (0: one linear layer, the paper's)."},
+    )
+    epochs: int = field(default=1, metadata={"help": "Passes over the corpus."})
+    lr: float = field(default=2e-5, metadata={"help": "Adam learning rate of the adaptor."})
+    batch_size: int = field(default=16, metadata={"help": "Sentences per step."})
+    max_target_tokens: int = field(
+        default=64, metadata={"help": "Truncate target sentences to this many tokens."}
+    )
+    save_every: int = field(default=500, metadata={"help": "Checkpoint every N steps."})
+    max_samples: int | None = field(
+        default=None, metadata={"help": "Use only the first N sentences of the corpus."}
+    )
+    seed: int = field(default=0, metadata={"help": "Random seed."})
+    device: str = field(default="auto", metadata={"help": _DEVICE_HELP})
+    dtype: str = field(default="auto", metadata={"help": _DTYPE_HELP})
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Trade compute for memory in the LM (large LMs)."}
+    )
+    text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
+
+    def __post_init__(self) -> None:
+        check(bool(self.llm.strip()), "llm", "is required: hf:<model id or folder>")
+        check(self.soft_tokens >= 1, "soft_tokens", "must be at least 1")
+        check(self.adaptor_hidden >= 0, "adaptor_hidden", "must be >= 0")
+        check(self.epochs >= 1, "epochs", "must be at least 1")
+        check(self.lr > 0, "lr", "must be positive")
+        check(self.batch_size >= 1, "batch_size", "must be at least 1")
+        check(self.max_target_tokens >= 1, "max_target_tokens", "must be at least 1")
+        check(self.save_every >= 1, "save_every", "must be at least 1")
+        check(
+            self.max_samples is None or self.max_samples >= 1, "max_samples", "must be at least 1"
+        )
+        _check_runtime(self.device, self.dtype)
+
+
+@dataclass
+class RefineConfig:
+    """Stage 2: alternate task-model training (CE, theta) and adaptor refinement (GEN, phi)."""
+
+    rounds: int = field(default=3, metadata={"help": "Alternations of the two steps."})
+    task_epochs: int = field(default=5, metadata={"help": "Task-model epochs per round."})
+    adaptor_epochs: int = field(default=5, metadata={"help": "Adaptor epochs per round."})
+    lr: float = field(default=2e-5, metadata={"help": "Adam learning rate of the adaptor."})
+    task_lr: float = field(default=5e-5, metadata={"help": "Learning rate of the task encoder."})
+    batch_size: int = field(default=16, metadata={"help": "Adaptor batch size."})
+    task_batch_size: int = field(default=16, metadata={"help": "Task-model batch size."})
+    encoder: str | None = field(
+        default=None,
+        metadata={"help": "Start from this encoder instead of the adaptor's (same dimension)."},
+    )
+    save_every: int = field(default=500, metadata={"help": "Adaptor checkpoint every N steps."})
+    seed: int = field(default=0, metadata={"help": "Random seed."})
+    device: str = field(default="auto", metadata={"help": _DEVICE_HELP})
+    dtype: str = field(default="auto", metadata={"help": _DTYPE_HELP})
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Trade compute for memory in the LM (large LMs)."}
+    )
+    text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
+    label_field: str = field(default="label", metadata={"help": "JSON field holding the label."})
+
+    def __post_init__(self) -> None:
+        for name in (
+            "rounds",
+            "task_epochs",
+            "adaptor_epochs",
+            "batch_size",
+            "task_batch_size",
+            "save_every",
+        ):
+            check(getattr(self, name) >= 1, name, "must be at least 1")
+        check(self.lr > 0, "lr", "must be positive")
+        check(self.task_lr > 0, "task_lr", "must be positive")
+        _check_runtime(self.device, self.dtype)
+
+
+@dataclass
+class ReconstructConfig:
+    """Invert the embeddings of real sentences and measure how close they come back."""
+
+    batch_size: int = field(default=32, metadata={"help": "Embeddings inverted per batch."})
+    max_new_tokens: int = field(default=64, metadata={"help": "Longest reconstruction."})
+    max_pairs: int = field(
+        default=20000, metadata={"help": "Pairs sampled for the same/different-class groups."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed for the pair sample."})
+    device: str = field(default="auto", metadata={"help": _DEVICE_HELP})
+    dtype: str = field(default="auto", metadata={"help": _DTYPE_HELP})
+    text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
+    label_field: str = field(default="label", metadata={"help": "JSON field holding the label."})
+
+    def __post_init__(self) -> None:
+        check(self.batch_size >= 1, "batch_size", "must be at least 1")
+        check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
+        check(self.max_pairs >= 1, "max_pairs", "must be at least 1")
+        _check_runtime(self.device, self.dtype)
+
+
+@dataclass
+class InvmixGenerateConfig:
+    """Stage 3: mix pairs of embeddings and invert the mixtures to text."""
+
+    n: int = field(default=100, metadata={"help": "Mixed rows to make."})
+    alpha: float = field(default=0.4, metadata={"help": "lambda ~ Beta(alpha, alpha)."})
+    lam: float | None = field(
+        default=None, metadata={"help": "A fixed lambda in [0, 1] instead of sampling it."}
+    )
+    pairs: str = field(
+        default="random", metadata={"help": "Which rows to pair: random, inter-class, intra-class."}
+    )
+    labels: str = field(
+        default="soft",
+        metadata={
+            "help": "soft: label_dist = lambda*y_i + (1-lambda)*y_j; llm: a hard label "
+            "from an LLM (the labelling prompt)."
+        },
+    )
+    label_llm: str | None = field(
+        default=None,
+        metadata={
+            "help": "LLM for --labels llm (default: the inversion LM, by log-likelihood); "
+            "hf:<model> or openai:<model>."
+        },
+    )
+    label_descriptions: str | None = field(
+        default=None,
+        metadata={"help": "Labels file with descriptions for --labels llm (JSON/YAML)."},
+    )
+    base_url: str | None = field(
+        default=None, metadata={"help": "openai: server URL for --label-llm."}
+    )
+    temperature: float = field(
+        default=0.0, metadata={"help": "Sampling temperature of the inversion (0: greedy)."}
+    )
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold."})
+    max_new_tokens: int = field(default=64, metadata={"help": "Longest generated sentence."})
+    batch_size: int = field(default=32, metadata={"help": "Mixtures inverted per batch."})
+    keep_duplicates: bool = field(
+        default=False, metadata={"help": "Keep outputs identical to one of their parents."}
+    )
+    seed: int = field(default=0, metadata={"help": "Run seed; each row gets its own from it."})
+    device: str = field(default="auto", metadata={"help": _DEVICE_HELP})
+    dtype: str = field(default="auto", metadata={"help": _DTYPE_HELP})
+    text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
+    label_field: str = field(default="label", metadata={"help": "JSON field holding the label."})
+
+    def __post_init__(self) -> None:
+        check(self.n >= 1, "n", "must be at least 1")
+        check(self.alpha > 0, "alpha", f"must be positive (got {self.alpha})")
+        check(
+            self.lam is None or 0.0 <= self.lam <= 1.0,
+            "lam",
+            f"must be between 0 and 1 (got {self.lam})",
+        )
+        check(self.pairs in PAIR_MODES, "pairs", f"must be one of {', '.join(PAIR_MODES)}")
+        check(self.labels in LABEL_MODES, "labels", f"must be one of {', '.join(LABEL_MODES)}")
+        check(self.temperature >= 0, "temperature", "must be >= 0")
+        check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
+        check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
+        check(self.batch_size >= 1, "batch_size", "must be at least 1")
+        _check_runtime(self.device, self.dtype)
+
+
+@dataclass
+class IntrusionConfig:
+    """Manifold intrusion: an LLM judges each mixed row (label, then Inside/Outside)."""
+
+    judge: str = field(default="", metadata={"help": "The judge: openai:<model> or hf:<model>."})
+    labels: str | None = field(
+        default=None,
+        metadata={"help": "Labels file with descriptions (default: the labels in the rows)."},
+    )
+    bins: int = field(default=10, metadata={"help": "lambda bins of the summary."})
+    scoring: str = field(
+        default="auto",
+        metadata={"help": "auto (log-likelihood on hf:, reply parsing on openai:), loglik, parse."},
+    )
+    base_url: str | None = field(default=None, metadata={"help": "openai: server URL."})
+    api_key_env: str = field(
+        default="OPENAI_API_KEY", metadata={"help": "openai: variable holding the API key."}
+    )
+    concurrency: int = field(default=8, metadata={"help": "openai: requests in flight."})
+    timeout: float = field(default=60.0, metadata={"help": "openai: seconds per request."})
+    max_retries: int = field(default=5, metadata={"help": "openai: retries per request."})
+    batch_size: int = field(default=16, metadata={"help": "hf: prompts per batch."})
+    max_new_tokens: int = field(default=16, metadata={"help": "Longest judge reply."})
+    cache: bool = field(default=True, metadata={"help": "Use the response cache."})
+    device: str = field(default="auto", metadata={"help": _DEVICE_HELP})
+    dtype: str = field(default="auto", metadata={"help": _DTYPE_HELP})
+    text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
+
+    def __post_init__(self) -> None:
+        check(bool(self.judge.strip()), "judge", "is required: openai:<model> or hf:<model>")
+        check(self.bins >= 1, "bins", "must be at least 1")
+        check(self.scoring in ("auto", "loglik", "parse"), "scoring", "auto, loglik or parse")
+        _check_runtime(self.device, self.dtype)
+
+    def backend_options(self) -> dict[str, object]:
+        return {
+            "base_url": self.base_url,
+            "api_key_env": self.api_key_env,
+            "concurrency": self.concurrency,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "device": self.device,
+            "dtype": self.dtype,
+            "batch_size": self.batch_size,
+            "cache": self.cache,
+        }

@@ -1,0 +1,237 @@
+"""inversedMixup stages 1 and 2: align the adaptor, then refine encoder and adaptor.
+
+Stage 1 (``train-adaptor``): on unlabeled text, only the adaptor phi trains; the task
+encoder theta and the LM psi are frozen. Stage 2 (``refine``): on the labelled task data,
+rounds of (a) task-model training with cross-entropy, updating theta (the foundation's
+task model, fine-tuning the encoder), then (b) adaptor training with the updated encoder,
+updating phi. Both resume: stage 1 from its step checkpoints, stage 2 from its finished
+rounds and the current round's adaptor checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from augtool.core.inversion.model import (
+    INVERSION_FILE,
+    TASK_MODEL_DIR,
+    InversionModel,
+    encoder_info_of,
+)
+from augtool.core.inversion.train import train_adaptor
+from augtool.core.progress import SILENT, Reporter
+from augtool.data.provenance import config_dict, run_key
+from augtool.data.records import Record
+from augtool.data.writer import check_output_folder, publish_folder
+from augtool.errors import AugtoolError
+from augtool.methods.invmix.config import AdaptorConfig, RefineConfig
+
+
+@dataclass
+class StageResult:
+    model: InversionModel
+    output: Path
+    history: list[dict[str, Any]]
+
+
+def _texts(records: list[Record], limit: int | None = None) -> list[str]:
+    texts = [r.text for r in records if r.text]
+    texts = texts[:limit] if limit else texts
+    if not texts:
+        raise AugtoolError("the corpus has no text to train on")
+    return texts
+
+
+def run_train_adaptor(
+    records: list[Record],
+    config: AdaptorConfig,
+    output: str | Path,
+    *,
+    overwrite: bool = False,
+    reporter: Reporter = SILENT,
+    on_step: Callable[[int, float], None] | None = None,
+) -> StageResult:
+    """Stage 1: train a fresh adaptor on unlabeled texts; writes an inversion model folder."""
+    output = check_output_folder(
+        output, overwrite=overwrite, marker=INVERSION_FILE, kind="invmix model"
+    )
+    staging = output.with_name(output.name + ".partial")
+    texts = _texts(records, config.max_samples)
+    model = InversionModel.create(
+        config.encoder,
+        config.llm,
+        soft_tokens=config.soft_tokens,
+        adaptor_hidden=config.adaptor_hidden,
+        max_target_tokens=config.max_target_tokens,
+        device=config.device,
+        dtype=config.dtype,
+        gradient_checkpointing=config.gradient_checkpointing,
+        seed=config.seed,
+    )
+    advance = reporter.task("embedding corpus", len(texts))
+    embeddings = model.embed(texts, progress=advance)
+    identity = {
+        k: v
+        for k, v in config_dict(config).items()
+        if k not in ("device", "save_every", "gradient_checkpointing")
+    }
+    key = run_key(
+        "invmix-adaptor", identity, texts, model.llm_info["fingerprint"], model.encoder.fingerprint
+    )
+    staging.mkdir(parents=True, exist_ok=True)
+    progress = train_adaptor(
+        model,
+        texts,
+        embeddings,
+        epochs=config.epochs,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        checkpoint_dir=staging / "checkpoint",
+        run_key=key,
+        save_every=config.save_every,
+        reporter=reporter,
+        on_step=on_step,
+    )
+    model.save(staging)
+    _write_history(staging, progress["history"])
+    shutil.rmtree(staging / "checkpoint", ignore_errors=True)
+    publish_folder(staging, output)
+    return StageResult(model, output, progress["history"])
+
+
+def _write_history(folder: Path, history: list[dict[str, Any]]) -> None:
+    with (folder / "train_log.jsonl").open("w", encoding="utf-8") as handle:
+        for row in history:
+            handle.write(json.dumps(row) + "\n")
+
+
+def run_refine(
+    records: list[Record],
+    config: RefineConfig,
+    adaptor_dir: str | Path,
+    output: str | Path,
+    *,
+    overwrite: bool = False,
+    reporter: Reporter = SILENT,
+) -> StageResult:
+    """Stage 2: ``rounds`` of task-model CE (theta) then adaptor GEN (phi) on labelled data."""
+    from augtool.core.encoders import load_encoder
+    from augtool.core.taskmodel.config import TrainConfig
+    from augtool.core.taskmodel.train import train_task_model
+
+    output = check_output_folder(
+        output, overwrite=overwrite, marker=INVERSION_FILE, kind="invmix model"
+    )
+    staging = output.with_name(output.name + ".partial")
+    model = InversionModel.load(
+        adaptor_dir,
+        device=config.device,
+        dtype=config.dtype,
+        encoder_spec=config.encoder,
+        gradient_checkpointing=config.gradient_checkpointing,
+    )
+    texts = _texts(records)
+    identity = {
+        k: v
+        for k, v in config_dict(config).items()
+        if k not in ("device", "save_every", "gradient_checkpointing")
+    }
+    key = run_key(
+        "invmix-refine",
+        identity,
+        [(r.id, r.text, r.label) for r in records],
+        model.llm_info["fingerprint"],
+        model.encoder.fingerprint,
+    )
+    state_path = staging / "rounds.json"
+    state = _load_state(state_path, key)
+    if state is None:
+        shutil.rmtree(staging, ignore_errors=True)
+        state = {"run_key": key, "done": 0, "history": []}
+    staging.mkdir(parents=True, exist_ok=True)
+    encoder_path = model.encoder.source
+    if state["done"]:
+        from safetensors.torch import load_model
+
+        last = staging / f"round-{state['done']}"
+        load_model(model.adaptor, str(last / "adaptor.safetensors"), device=str(model.lm.device))
+        encoder_path = str(last / TASK_MODEL_DIR / "encoder")
+        reporter.log(f"resuming refinement after round {state['done']} of {config.rounds}")
+
+    labels: list[str] = []
+    for round_number in range(state["done"] + 1, config.rounds + 1):
+        round_dir = staging / f"round-{round_number}"
+        reporter.log(f"round {round_number}/{config.rounds}: task model (theta)")
+        task_config = TrainConfig(
+            encoder=encoder_path,
+            epochs=config.task_epochs,
+            lr=config.task_lr,
+            batch_size=config.task_batch_size,
+            seed=config.seed + round_number,
+            device=config.device,
+        )
+        trained = train_task_model(
+            records, task_config, round_dir / TASK_MODEL_DIR, overwrite=True, reporter=reporter
+        )
+        labels = trained.model.labels
+        del trained
+        encoder_path = str(round_dir / TASK_MODEL_DIR / "encoder")
+        reporter.log(f"round {round_number}/{config.rounds}: adaptor (phi)")
+        model.encoder = load_encoder(encoder_path, device=str(model.lm.device), dtype="float32")
+        model.encoder.load()
+        embeddings = model.embed(texts)
+        progress = train_adaptor(
+            model,
+            texts,
+            embeddings,
+            epochs=config.adaptor_epochs,
+            lr=config.lr,
+            batch_size=config.batch_size,
+            seed=config.seed + round_number,
+            checkpoint_dir=round_dir / "adaptor-checkpoint",
+            run_key=f"{key}:{round_number}",
+            save_every=config.save_every,
+            reporter=reporter,
+        )
+        from safetensors.torch import save_model
+
+        save_model(model.adaptor, str(round_dir / "adaptor.safetensors"))
+        state["history"].append({"round": round_number, "adaptor": progress["history"]})
+        state["done"] = round_number
+        state_path.write_text(json.dumps(state), encoding="utf-8")
+
+    final = staging / f"round-{config.rounds}"
+    shutil.rmtree(staging / TASK_MODEL_DIR, ignore_errors=True)
+    shutil.move(str(final / TASK_MODEL_DIR), str(staging / TASK_MODEL_DIR))
+    if not labels:
+        labels = json.loads(
+            (staging / TASK_MODEL_DIR / "augtool_model.json").read_text(encoding="utf-8")
+        )["labels"]
+    model.encoder = load_encoder(
+        str(staging / TASK_MODEL_DIR / "encoder"), device=str(model.lm.device), dtype="float32"
+    )
+    model.encoder.load()
+    model.encoder_info = encoder_info_of(model.encoder)
+    model.labels = labels
+    model.stage = "refined"
+    model.save(staging, task_model_dir=TASK_MODEL_DIR)
+    _write_history(staging, state["history"])
+    for folder in staging.glob("round-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+    state_path.unlink(missing_ok=True)
+    publish_folder(staging, output)
+    return StageResult(model, output, state["history"])
+
+
+def _load_state(path: Path, key: str) -> dict[str, Any] | None:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if state.get("run_key") == key else None
