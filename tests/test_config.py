@@ -14,6 +14,13 @@ from augtool.core.taskmodel.config import TrainConfig
 from augtool.errors import AugtoolError, OptionError
 from augtool.methods.backtranslation import BTConfig
 from augtool.methods.eda import EDAConfig
+from augtool.methods.invmix.config import (
+    AdaptorConfig,
+    IntrusionConfig,
+    InvmixGenerateConfig,
+    ReconstructConfig,
+    RefineConfig,
+)
 from augtool.methods.llm_baselines import GenerateConfig, LabelConfig, MixConfig, RewriteConfig
 
 # Options that say where data comes from / goes, not how the method behaves.
@@ -27,6 +34,9 @@ IO_OPTIONS = {
     "config",
     "checkpoint_every",
     "dry_run",
+    "model",
+    "adaptor",
+    "plot",
 }
 
 COMMANDS = [
@@ -38,6 +48,11 @@ COMMANDS = [
     ("llm generate", GenerateConfig),
     ("llm mix", MixConfig),
     ("llm label", LabelConfig),
+    ("invmix train-adaptor", AdaptorConfig),
+    ("invmix refine", RefineConfig),
+    ("invmix reconstruct", ReconstructConfig),
+    ("invmix generate", InvmixGenerateConfig),
+    ("invmix intrusion", IntrusionConfig),
 ]
 
 
