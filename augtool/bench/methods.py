@@ -286,3 +286,29 @@ for _method in (
     LLMMixMethod,
 ):
     BENCH_METHODS.register(_method.name, _method)
+
+
+class InvmixMethod(BenchMethod):
+    """inversedMixup: refine a stage-1 adaptor on the sample, then mix and invert."""
+
+    name = "invmix"
+    adds_rows = True
+
+    @property
+    def config_cls(self) -> type:  # type: ignore[override]
+        from augtool.methods.invmix.bench import InvmixBenchOptions
+
+        return InvmixBenchOptions
+
+    def augment(
+        self, sample: list[Record], options: dict[str, Any], context: AugmentContext
+    ) -> list[Record]:
+        from augtool.methods.invmix.bench import augment_with_invmix
+
+        config = self.build(
+            options, context.per_original, context.k, len(sample), seed=context.seed
+        )
+        return augment_with_invmix(sample, config, context.per_original, context.reporter)
+
+
+BENCH_METHODS.register(InvmixMethod.name, InvmixMethod)
