@@ -475,20 +475,33 @@ def test_bad_input(
     assert_one_line_error(result, "no such folder")
 
 
-def test_invmix_is_a_bench_method(trained: Path, tiny_model_store, corpus: Path,
-                                  tmp_path: Path) -> None:
+def test_invmix_is_a_bench_method(
+    trained: Path, tiny_model_store, corpus: Path, tmp_path: Path
+) -> None:
     import yaml
 
     config = tmp_path / "bench.yaml"
-    config.write_text(yaml.safe_dump({
-        "datasets": {"toy": {"train": str(corpus), "test": str(corpus)}},
-        "k": [2], "seeds": [1],
-        "task_model": {"encoder": str(tiny_model_store["st"]), "epochs": 2},
-        "methods": {"base": {}, "invmix": {"adaptor": str(trained), "rounds": 1,
-                                           "task_epochs": 1, "adaptor_epochs": 1,
-                                           "keep_duplicates": True}},
-        "per_original": 2,
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "datasets": {"toy": {"train": str(corpus), "test": str(corpus)}},
+                "k": [2],
+                "seeds": [1],
+                "task_model": {"encoder": str(tiny_model_store["st"]), "epochs": 2},
+                "methods": {
+                    "base": {},
+                    "invmix": {
+                        "adaptor": str(trained),
+                        "rounds": 1,
+                        "task_epochs": 1,
+                        "adaptor_epochs": 1,
+                        "keep_duplicates": True,
+                    },
+                },
+                "per_original": 2,
+            }
+        )
+    )
     run = tmp_path / "run"
     result = run_cli("bench", config, "-o", run)
     assert result.exit_code == 0, result.stderr
@@ -496,5 +509,6 @@ def test_invmix_is_a_bench_method(trained: Path, tiny_model_store, corpus: Path,
     assert cell["status"] == "ok" and cell["n_augmented"] == 8  # per_original x 4 rows
     bad = tmp_path / "bad.yaml"
     bad.write_text(config.read_text().replace(str(trained), str(tmp_path / "missing")))
-    assert_one_line_error(run_cli("bench", bad, "-o", tmp_path / "run2"), "methods.invmix",
-                          "no such folder")
+    assert_one_line_error(
+        run_cli("bench", bad, "-o", tmp_path / "run2"), "methods.invmix", "no such folder"
+    )
