@@ -512,3 +512,60 @@ def test_invmix_is_a_bench_method(
     assert_one_line_error(
         run_cli("bench", bad, "-o", tmp_path / "run2"), "methods.invmix", "no such folder"
     )
+
+
+def test_intrusion_prompts_can_be_replaced(trained: Path, corpus: Path, tmp_path: Path) -> None:
+    aug = tmp_path / "aug.jsonl"
+    assert (
+        run_cli(
+            "invmix",
+            "generate",
+            corpus,
+            "-o",
+            aug,
+            "--model",
+            trained,
+            "--n",
+            2,
+            "--keep-duplicates",
+        ).exit_code
+        == 0
+    )
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Is {sentence} inside {label_a}?")
+    result = run_cli(
+        "invmix",
+        "intrusion",
+        aug,
+        "--judge",
+        "openai:j",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "-o",
+        tmp_path / "i.json",
+        "--region-prompt-file",
+        bad,
+    )
+    assert_one_line_error(result, "--region-prompt-file", "unknown placeholder(s) {sentence}")
+    good = tmp_path / "region.txt"
+    good.write_text("PAPER TEXT. {text} between {label_a} and {label_b}: Inside or Outside?")
+    with StubOpenAIServer() as server:
+        result = run_cli(
+            "invmix",
+            "intrusion",
+            aug,
+            "--judge",
+            "openai:j",
+            "--base-url",
+            server.base_url,
+            "-o",
+            tmp_path / "i.json",
+            "--region-prompt-file",
+            good,
+        )
+        sent = [r["body"]["messages"][-1]["content"] for r in server.requests]
+    assert result.exit_code == 0, result.stderr
+    assert sum(text.startswith("PAPER TEXT.") for text in sent) == 2
+    prompts = json.loads((tmp_path / "i.json").read_text())["prompts"]
+    assert prompts["region_template"]["source"] == str(good)
+    assert prompts["label_template"]["verbatim"] is False

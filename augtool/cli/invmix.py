@@ -340,11 +340,23 @@ def intrusion(
     proportions by lambda bin."""
     from augtool.core.generation import ScoringLLM, load_llm
     from augtool.core.generation.labels import label_set_from, load_label_set
+    from augtool.core.generation.prompts import (
+        INTRUSION_JUDGE_LABEL,
+        INTRUSION_JUDGE_REGION,
+        load_prompt_file,
+    )
     from augtool.core.plotting import stacked_bins
     from augtool.data import build_meta, prepare_output, write_json, write_meta
     from augtool.data.jsonl import check_input_file
     from augtool.errors import OptionError
-    from augtool.methods.invmix.intrusion import VERDICTS, judge, mixed_rows, summarise
+    from augtool.methods.invmix.intrusion import (
+        LABEL_PLACEHOLDERS,
+        REGION_PLACEHOLDERS,
+        VERDICTS,
+        judge,
+        mixed_rows,
+        summarise,
+    )
 
     started = time.time()
     settings = make_config(ctx, IntrusionConfig, config)
@@ -362,12 +374,26 @@ def intrusion(
         scoring = "loglik" if isinstance(llm, ScoringLLM) else "parse"
     if scoring == "loglik" and not isinstance(llm, ScoringLLM):
         raise OptionError("scoring", "loglik needs a local judge (hf:)")
+    templates = {"label_template": INTRUSION_JUDGE_LABEL, "region_template": INTRUSION_JUDGE_REGION}
+    for key, option, path, available in (
+        ("label_template", "label_prompt_file", settings.label_prompt_file, LABEL_PLACEHOLDERS),
+        ("region_template", "region_prompt_file", settings.region_prompt_file, REGION_PLACEHOLDERS),
+    ):
+        if path:
+            templates[key] = load_prompt_file(
+                path, template_id=templates[key].id, available=available, option=option
+            )
     llm.check()
     try:
         with progress_reporter() as reporter:
             reporter.task("judging", len(rows))
             results = judge(
-                rows, llm, label_set, scoring=scoring, max_new_tokens=settings.max_new_tokens
+                rows,
+                llm,
+                label_set,
+                scoring=scoring,
+                max_new_tokens=settings.max_new_tokens,
+                **templates,
             )
     finally:
         llm.close()
@@ -377,7 +403,16 @@ def intrusion(
         {
             "judge": settings.judge,
             "scoring": scoring,
-            "prompts": ["invmix.intrusion-label", "invmix.intrusion-region"],
+            "prompts": {
+                name: {
+                    "id": t.id,
+                    "source": t.source,
+                    "verbatim": t.verbatim,
+                    "system": t.system,
+                    "user": t.user,
+                }
+                for name, t in templates.items()
+            },
             **summary,
             "rows": results,
         },

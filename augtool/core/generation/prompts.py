@@ -44,12 +44,12 @@ class PromptTemplate:
         messages.append({"role": "user", "content": self.user.format(**values)})
         return messages
 
-    def check(self, available: set[str], where: str) -> None:
+    def check(self, available: set[str], where: str, option: str = "prompt_file") -> None:
         """Fail before any call if the template uses placeholders the command cannot fill."""
         unknown = sorted(self.placeholders - available)
         if unknown:
             raise OptionError(
-                "prompt_file",
+                option,
                 f"{where}: unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)} "
                 f"(available: {', '.join('{' + n + '}' for n in sorted(available))})",
             )
@@ -165,12 +165,14 @@ PROMPTS: dict[str, PromptTemplate] = {
 }
 
 
-def load_prompt_file(path: str | Path, *, template_id: str, available: set[str]) -> PromptTemplate:
+def load_prompt_file(
+    path: str | Path, *, template_id: str, available: set[str], option: str = "prompt_file"
+) -> PromptTemplate:
     """A user's template: YAML/JSON with ``user`` (and optional ``system``), or plain text
     used as the user message. Placeholders are checked against ``available``."""
     path = Path(path)
     if not path.is_file():
-        raise OptionError("prompt_file", f"{path}: file not found")
+        raise OptionError(option, f"{path}: file not found")
     raw = path.read_text(encoding="utf-8")
     system = None
     user = raw
@@ -197,5 +199,5 @@ def load_prompt_file(path: str | Path, *, template_id: str, available: set[str])
         )
     except AugtoolError as exc:
         raise AugtoolError(f"{path}: {exc}") from exc
-    template.check(available, str(path))
+    template.check(available, str(path), option)
     return template

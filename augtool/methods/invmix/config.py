@@ -201,6 +201,19 @@ class IntrusionConfig:
         metadata={"help": "Labels file with descriptions (default: the labels in the rows)."},
     )
     bins: int = field(default=10, metadata={"help": "lambda bins of the summary."})
+    label_prompt_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Replace the label judge prompt (placeholders {text}, {label_descriptions})."
+        },
+    )
+    region_prompt_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Replace the Inside/Outside judge prompt (placeholders {text}, "
+            "{label_a}, {label_b})."
+        },
+    )
     scoring: str = field(
         default="auto",
         metadata={"help": "auto (log-likelihood on hf:, reply parsing on openai:), loglik, parse."},

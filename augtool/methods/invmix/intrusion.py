@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from augtool.core.generation.labels import LabelSet, label_set_from
-from augtool.core.generation.prompts import INTRUSION_JUDGE_LABEL, INTRUSION_JUDGE_REGION
+from augtool.core.generation.prompts import (
+    INTRUSION_JUDGE_LABEL,
+    INTRUSION_JUDGE_REGION,
+    PromptTemplate,
+)
 from augtool.data.records import Record
 from augtool.errors import AugtoolError
 
@@ -71,18 +75,29 @@ def verdict(mixed: Mixed, label: str | None, region: str | None) -> str:
     return "none"
 
 
+LABEL_PLACEHOLDERS = {"text", "label_descriptions"}
+REGION_PLACEHOLDERS = {"text", "label_a", "label_b"}
+
+
 def judge(
-    rows: list[Mixed], llm: Any, label_set: LabelSet, *, scoring: str, max_new_tokens: int = 16
+    rows: list[Mixed],
+    llm: Any,
+    label_set: LabelSet,
+    *,
+    scoring: str,
+    max_new_tokens: int = 16,
+    label_template: PromptTemplate = INTRUSION_JUDGE_LABEL,
+    region_template: PromptTemplate = INTRUSION_JUDGE_REGION,
 ) -> list[dict[str, Any]]:
     """Ask the judge both prompts for every row."""
     from augtool.core.generation.params import Failure, GenerationParams
 
     label_prompts = [
-        INTRUSION_JUDGE_LABEL.render(text=m.record.text, label_descriptions=label_set.describe())
+        label_template.render(text=m.record.text, label_descriptions=label_set.describe())
         for m in rows
     ]
     region_prompts = [
-        INTRUSION_JUDGE_REGION.render(text=m.record.text, label_a=m.label_a, label_b=m.label_b)
+        region_template.render(text=m.record.text, label_a=m.label_a, label_b=m.label_b)
         for m in rows
     ]
     if scoring == "loglik":
