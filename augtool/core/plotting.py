@@ -52,7 +52,7 @@ def accuracy_vs_k(
     return path
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib's pyplot module
+def pyplot():  # noqa: ANN202 - matplotlib's pyplot module
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,7 +73,7 @@ def reconstruction_map(
     import numpy as np
     from sklearn.decomposition import PCA
 
-    plt = _pyplot()
+    plt = pyplot()
     both = np.concatenate([originals, reconstructions])
     points = PCA(n_components=2, random_state=0).fit_transform(both)
     first, second = points[: len(originals)], points[len(originals) :]
@@ -111,7 +111,7 @@ def stacked_bins(
     xlabel: str,
 ) -> Path:
     """Stacked bars of category proportions per bin (``bins[i]['proportions']``)."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7.0, 4.0), dpi=120)
     positions = list(range(len(bins)))
     bottom = [0.0] * len(bins)

@@ -102,6 +102,8 @@ class JsonlWriter:
         self.run_key = run_key
         self.fields = fields
         self.done_ids: set[str] = set()
+        #: The rows kept from an interrupted run, as written.
+        self.resumed_rows: list[dict[str, Any]] = []
         self.discarded_partial = False
         self.written = 0
         self._load_partial()
@@ -133,6 +135,7 @@ class JsonlWriter:
                     row = json.loads(raw)
                 except ValueError:
                     break
+                self.resumed_rows.append(row)
                 row_id = row.get(self.fields.id if self.fields else "id")
                 if row_id is not None:
                     self.done_ids.add(str(row_id))

@@ -38,6 +38,8 @@ class Encoder(ABC):
     """Turns texts into fixed-size vectors."""
 
     backend: ClassVar[str] = ""
+    #: What the model is called in error messages.
+    kind: ClassVar[str] = "encoder"
 
     def __init__(
         self,
@@ -51,7 +53,7 @@ class Encoder(ABC):
         cache_dir: str | Path | None = None,
     ) -> None:
         self.name = name
-        self.source = resolve_model_source(name, "encoder")
+        self.source = resolve_model_source(name, self.kind)
         self.device_spec = device
         self.dtype_spec = dtype
         self.batch_size = batch_size
@@ -208,6 +210,39 @@ class TorchEncoder(Encoder):
     @abstractmethod
     def dimension(self) -> int:
         """Size of the sentence embedding."""
+
+    @abstractmethod
+    def token_states(self, features: dict[str, Any]) -> torch.Tensor:
+        """Contextual token embeddings, ``(batch, tokens, dim)``, before pooling."""
+
+    @property
+    @abstractmethod
+    def special_token_ids(self) -> list[int]:
+        """Token ids of the tokenizer's special tokens ([CLS], [SEP], padding...)."""
+
+    def token_embeddings(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's contextual token embeddings (special tokens dropped), in batches.
+
+        Used where tokens are aligned across texts (CTC preservation in TopEx).
+        """
+        import torch
+
+        module = self.module
+        was_training = module.training
+        module.eval()
+        out: list[np.ndarray] = []
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(texts), self.batch_size):
+                    features = self.tokenize(texts[start : start + self.batch_size])
+                    states = self.token_states(features).float()
+                    ids = features["input_ids"]
+                    special = torch.tensor(self.special_token_ids, device=ids.device)
+                    keep = features["attention_mask"].bool() & ~torch.isin(ids, special)
+                    out.extend(states[i][keep[i]].cpu().numpy() for i in range(len(states)))
+        finally:
+            module.train(was_training)
+        return out
 
     def encode_batch(self, texts: list[str]) -> np.ndarray:
         import torch

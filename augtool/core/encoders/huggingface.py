@@ -78,7 +78,7 @@ class HFEncoder(TorchEncoder):
             for k, v in features.items()
             if k in ("input_ids", "attention_mask", "token_type_ids")
         }
-        hidden = self.module(**inputs).last_hidden_state
+        hidden = self.token_states(inputs)
         mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         if self.pooling == "cls":
             pooled = hidden[:, 0]
@@ -95,6 +95,18 @@ class HFEncoder(TorchEncoder):
         if self.normalize:
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
         return pooled
+
+    def token_states(self, features: dict[str, Any]) -> torch.Tensor:
+        inputs = {
+            k: v
+            for k, v in features.items()
+            if k in ("input_ids", "attention_mask", "token_type_ids")
+        }
+        return self.module(**inputs).last_hidden_state
+
+    @property
+    def special_token_ids(self) -> list[int]:
+        return list(self.tokenizer.all_special_ids)
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)

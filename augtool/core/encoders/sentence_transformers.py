@@ -32,6 +32,13 @@ class SentenceTransformerEncoder(TorchEncoder):
     def forward(self, features: dict[str, Any]) -> torch.Tensor:
         return self.module(features)["sentence_embedding"]
 
+    def token_states(self, features: dict[str, Any]) -> torch.Tensor:
+        return self.module(features)["token_embeddings"]
+
+    @property
+    def special_token_ids(self) -> list[int]:
+        return list(self.module.tokenizer.all_special_ids)
+
     def save(self, folder: str | Path) -> None:
         self.module.save(str(folder), safe_serialization=True)
 

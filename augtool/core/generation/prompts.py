@@ -152,6 +152,19 @@ INTRUSION_JUDGE_REGION = PromptTemplate(
     ),
 )
 
+TOPEX_AUGMENT = PromptTemplate(
+    id="topex.augment",
+    source=(
+        "TopEx: the Augmenter's prompt shape \"Generate a {label} {domain}, choose a title "
+        "based on the topic: '{issue}'\"; the examples and format lines are augtool's"
+    ),
+    system="You write new, realistic examples for a text classification dataset.",
+    user=(
+        "{examples}Generate a {label} {domain}, choose a title based on the topic: '{issue}'."
+        "{format}"
+    ),
+)
+
 PROMPTS: dict[str, PromptTemplate] = {
     template.id: template
     for template in (
@@ -161,6 +174,7 @@ PROMPTS: dict[str, PromptTemplate] = {
         LLM_LABEL,
         INTRUSION_JUDGE_LABEL,
         INTRUSION_JUDGE_REGION,
+        TOPEX_AUGMENT,
     )
 }
 

@@ -1,0 +1,195 @@
+"""Configs of the ``augtool topex`` commands (one dataclass per command)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from augtool.core.clustering.scores import SCORES, Weights
+from augtool.core.config import check
+from augtool.methods.llm_baselines import LLMConfig
+
+CLUSTERERS = ("optics", "hdbscan")
+PROJECTIONS = ("sparsepca", "umap", "pca")
+_METHOD_HELP = (
+    "Score that picks the cluster: weighted (the paper's), density, pairwise, geomedian, "
+    "ctc or cosine."
+)
+
+
+@dataclass
+class ScoreConfig:
+    """How clusters are ranked: the choosing score and the weights of the weighted one."""
+
+    method: str = field(default="weighted", metadata={"help": _METHOD_HELP})
+    w_cosine: float = field(default=0.68, metadata={"help": "Weight of cosine similarity."})
+    w_pairwise: float = field(default=0.65, metadata={"help": "Weight of pairwise distance."})
+    w_density: float = field(default=0.41, metadata={"help": "Weight of density."})
+
+    def __post_init__(self) -> None:
+        check(self.method in SCORES, "method", f"must be one of {', '.join(SCORES)}")
+        for name in ("w_cosine", "w_pairwise", "w_density"):
+            check(getattr(self, name) >= 0, name, "must be >= 0")
+
+    def weights(self) -> Weights:
+        return Weights(cosine=self.w_cosine, pairwise=self.w_pairwise, density=self.w_density)
+
+
+@dataclass
+class ExploreConfig(ScoreConfig):
+    """Explorer: cluster the normalised outputs, keep clusters of mistakes, name them."""
+
+    classifier: str | None = field(
+        default=None,
+        metadata={
+            "help": "Any Hugging Face sequence classifier (id or folder) instead of --model."
+        },
+    )
+    label_order: str | None = field(
+        default=None,
+        metadata={
+            "help": "--classifier: the data's labels in the model's output order, "
+            "comma-separated (for models whose labels are LABEL_0, LABEL_1...)."
+        },
+    )
+    encoder: str | None = field(
+        default=None,
+        metadata={
+            "help": "Sentence encoder for naming and CTC (default: the task model's encoder; "
+            "with --classifier, all-MiniLM-L6-v2)."
+        },
+    )
+    with_labels: bool = field(
+        default=True,
+        metadata={
+            "help": "Append the normalised gold labels to the outputs, so mistakes of one "
+            "kind cluster apart from the correct points they are confused with."
+        },
+    )
+    clusterer: str = field(default="optics", metadata={"help": "optics (the paper's) or hdbscan."})
+    min_samples: int = field(
+        default=5, metadata={"help": "Neighbourhood size of a core point (both clusterers)."}
+    )
+    min_cluster_size: int | None = field(
+        default=None,
+        metadata={"help": "Smallest cluster (default: min-samples for OPTICS, 5 for HDBSCAN)."},
+    )
+    xi: float = field(default=0.05, metadata={"help": "OPTICS: steepness for cluster extraction."})
+    max_eps: float | None = field(
+        default=None, metadata={"help": "OPTICS: largest neighbourhood radius (default: none)."}
+    )
+    cluster_selection_epsilon: float = field(
+        default=0.0, metadata={"help": "HDBSCAN: merge clusters closer than this."}
+    )
+    error_threshold: float = field(
+        default=0.5,
+        metadata={"help": "A cluster is a cluster of mistakes when its error rate exceeds this."},
+    )
+    projection: str = field(
+        default="sparsepca", metadata={"help": "2D projection: sparsepca (paper), umap or pca."}
+    )
+    top_n_words: int = field(default=10, metadata={"help": "Keywords kept per cluster."})
+    name_words: int = field(default=4, metadata={"help": "Keywords in a cluster's name."})
+    max_outside: int = field(
+        default=5000,
+        metadata={"help": "Pairwise distance: sample at most this many points on each side."},
+    )
+    ctc_texts: int = field(
+        default=64, metadata={"help": "CTC preservation: member texts sampled per cluster."}
+    )
+    batch_size: int = field(default=64, metadata={"help": "Texts per forward pass."})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps."})
+    seed: int = field(default=0, metadata={"help": "Seed of the projection and the samples."})
+    text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
+    label_field: str = field(default="label", metadata={"help": "JSON field holding the label."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.clusterer in CLUSTERERS, "clusterer", f"must be one of {', '.join(CLUSTERERS)}")
+        check(
+            self.projection in PROJECTIONS,
+            "projection",
+            f"must be one of {', '.join(PROJECTIONS)}",
+        )
+        check(self.min_samples >= 2, "min_samples", "must be at least 2")
+        check(
+            self.min_cluster_size is None or self.min_cluster_size >= 2,
+            "min_cluster_size",
+            "must be at least 2",
+        )
+        check(0 < self.xi < 1, "xi", "must be between 0 and 1")
+        check(self.max_eps is None or self.max_eps > 0, "max_eps", "must be positive")
+        check(self.cluster_selection_epsilon >= 0, "cluster_selection_epsilon", "must be >= 0")
+        check(0 <= self.error_threshold < 1, "error_threshold", "must be in [0, 1)")
+        check(self.top_n_words >= 1, "top_n_words", "must be at least 1")
+        check(1 <= self.name_words <= self.top_n_words, "name_words", "must be 1..top-n-words")
+        check(self.max_outside >= 1, "max_outside", "must be at least 1")
+        check(self.ctc_texts >= 1, "ctc_texts", "must be at least 1")
+        check(self.batch_size >= 1, "batch_size", "must be at least 1")
+        check(bool(self.device.strip()), "device", "must not be empty")
+
+    def clusterer_params(self) -> dict[str, object]:
+        """Keyword arguments of the chosen clusterer."""
+        if self.clusterer == "optics":
+            return {
+                "min_samples": self.min_samples,
+                "min_cluster_size": self.min_cluster_size,
+                "xi": self.xi,
+                "max_eps": float("inf") if self.max_eps is None else self.max_eps,
+            }
+        return {
+            "min_samples": self.min_samples,
+            "min_cluster_size": self.min_cluster_size,
+            "cluster_selection_epsilon": self.cluster_selection_epsilon,
+        }
+
+
+@dataclass
+class AugmentConfig(LLMConfig):
+    """Augmenter: prompt an LLM with the chosen cluster's name and a target label."""
+
+    n: int = field(default=5, metadata={"help": "Samples to generate (1, 3, 5, 10 typical)."})
+    shots: int = field(
+        default=0, metadata={"help": "Member samples shown as examples (0: zero-shot)."}
+    )
+    cluster: int | None = field(
+        default=None, metadata={"help": "Cluster id to augment (default: the chosen one)."}
+    )
+    target_label: str | None = field(
+        default=None,
+        metadata={"help": "Label of the new samples (default: the cluster's majority gold)."},
+    )
+    domain: str = field(
+        default="text",
+        metadata={"help": "What a sample is, for the prompt: text, question, review, claim..."},
+    )
+    pair: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Pair task (text + text_pair, e.g. premise/hypothesis); default: when the "
+            "cluster's rows have a text_pair."
+        },
+    )
+    pair_names: str = field(
+        default="premise,hypothesis", metadata={"help": "Pair tasks: names of the two parts."}
+    )
+    delimiter: str = field(
+        default="|||", metadata={"help": "Pair tasks: separator between the two parts."}
+    )
+    max_chars: int | None = field(
+        default=None,
+        metadata={
+            "help": "Reject longer replies (default: 3x the longest member text, at least 200)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.n >= 1, "n", f"must be at least 1 (got {self.n})")
+        check(self.shots >= 0, "shots", "must be >= 0")
+        check(bool(self.domain.strip()), "domain", "must not be empty")
+        check(len(self.part_names()) == 2, "pair_names", "must be two comma-separated names")
+        check(bool(self.delimiter.strip()), "delimiter", "must not be empty")
+        check(self.max_chars is None or self.max_chars >= 1, "max_chars", "must be at least 1")
+
+    def part_names(self) -> list[str]:
+        return [part.strip() for part in self.pair_names.split(",") if part.strip()]
