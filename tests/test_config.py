@@ -22,8 +22,10 @@ from augtool.methods.invmix.config import (
     RefineConfig,
 )
 from augtool.methods.llm_baselines import GenerateConfig, LabelConfig, MixConfig, RewriteConfig
+from augtool.methods.topex.config import AugmentConfig, ExploreConfig, ScoreConfig
 
 # Options that say where data comes from / goes, not how the method behaves.
+
 IO_OPTIONS = {
     "files",
     "file",
@@ -37,6 +39,9 @@ IO_OPTIONS = {
     "model",
     "adaptor",
     "plot",
+    "compare",
+    "folder",
+    "as_json",
 }
 
 COMMANDS = [
@@ -53,6 +58,9 @@ COMMANDS = [
     ("invmix reconstruct", ReconstructConfig),
     ("invmix generate", InvmixGenerateConfig),
     ("invmix intrusion", IntrusionConfig),
+    ("topex explore", ExploreConfig),
+    ("topex score", ScoreConfig),
+    ("topex augment", AugmentConfig),
 ]
 
 

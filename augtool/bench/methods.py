@@ -312,3 +312,29 @@ class InvmixMethod(BenchMethod):
 
 
 BENCH_METHODS.register(InvmixMethod.name, InvmixMethod)
+
+
+class TopexMethod(BenchMethod):
+    """TopEx: explore the sample out of fold, augment the chosen cluster of mistakes."""
+
+    name = "topex"
+    adds_rows = True
+
+    @property
+    def config_cls(self) -> type:  # type: ignore[override]
+        from augtool.methods.topex.bench import TopexBenchOptions
+
+        return TopexBenchOptions
+
+    def augment(
+        self, sample: list[Record], options: dict[str, Any], context: AugmentContext
+    ) -> list[Record]:
+        from augtool.methods.topex.bench import augment_with_topex
+
+        config = self.build(
+            options, context.per_original, context.k, len(sample), seed=context.seed
+        )
+        return augment_with_topex(sample, config, context.per_original, context.reporter)
+
+
+BENCH_METHODS.register(TopexMethod.name, TopexMethod)

@@ -29,6 +29,11 @@ class Trace:
     points: list[dict[str, Any]]
     chosen: bool = False
 
+    @property
+    def label(self) -> str:
+        """The legend entry."""
+        return self.name + (" (chosen)" if self.chosen else "")
+
 
 def traces(
     points: Sequence[dict[str, Any]],
@@ -75,7 +80,7 @@ def cluster_map(
     groups = traces(points, names, chosen, previous)
     write_html(groups, html_path, title)
     write_png(groups, png_path, title)
-    return {t.name: len(t.points) for t in groups}
+    return {t.label: len(t.points) for t in groups}
 
 
 def write_html(groups: list[Trace], path: str | Path, title: str) -> None:
@@ -96,7 +101,7 @@ def write_html(groups: list[Trace], path: str | Path, title: str) -> None:
                 x=[p["x"] for p in trace.points],
                 y=[p["y"] for p in trace.points],
                 mode="markers",
-                name=trace.name + (" (chosen)" if trace.chosen else ""),
+                name=trace.label,
                 text=[_hover(p) for p in trace.points],
                 customdata=[p["id"] for p in trace.points],
                 hovertemplate="%{text}<extra>%{fullData.name}</extra>",
@@ -120,13 +125,14 @@ def write_png(groups: list[Trace], path: str | Path, title: str) -> None:
             ax.scatter(xs, ys, s=60, facecolors="none", edgecolors="black", label=trace.name)
         else:
             label = trace.name if len(trace.name) <= 40 else trace.name[:37] + "..."
+            label += " (chosen)" if trace.chosen else ""
             ax.scatter(
                 xs,
                 ys,
                 s=40 if trace.chosen else 14,
                 edgecolors="black" if trace.chosen else "none",
                 linewidths=1.5 if trace.chosen else 0,
-                label=label + (" (chosen)" if trace.chosen else ""),
+                label=label,
             )
     ax.set_title(title)
     ax.set_xlabel("component 1")
