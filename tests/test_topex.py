@@ -133,7 +133,7 @@ def test_augment_on_a_tiny_llm_writes_labelled_rows_with_provenance(
         assert row["aug"]["cluster_name"] == chosen["name"] and len(row["aug"]["parents"]) == 2
     meta = json.loads(out.with_name("aug.jsonl.meta.json").read_text())
     assert meta["target_label"] == "music" and meta["cluster"]["id"] == chosen["cluster"]
-    assert meta["prompt"]["id"] == "topex.augment" and len(meta["shots"]) == 2
+    assert meta["prompt"]["id"] == "topex.augment" and meta["shots"] == 2
     assert "choose a title based on the topic" in meta["prompt"]["user"]
 
     again = tmp_path / "again.jsonl"

@@ -303,7 +303,7 @@ def augment(
     saved = load_exploration(folder)
     target = pick_target(saved, settings)
     if dry_run:
-        messages = render_prompt(target, settings, template)
+        messages = render_prompt(target, settings, template, target.shots(settings, 0))
         say(
             f"dry run: {settings.n} request(s) for cluster {target.cluster['id']} "
             f"({target.cluster['name']!r}), label {target.label}; nothing is sent"
@@ -372,7 +372,7 @@ def augment(
                     "error_rate": target.cluster["error_rate"],
                 },
                 "target_label": target.label,
-                "shots": [p["id"] for p in target.shots],
+                "shots": settings.shots,
                 "prompt": {
                     "id": template.id,
                     "source": template.source,

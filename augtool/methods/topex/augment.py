@@ -46,8 +46,13 @@ class Target:
     cluster: dict[str, Any]
     label: str
     pair: bool
-    shots: list[dict[str, Any]]
+    pool: list[dict[str, Any]]
     max_chars: int
+
+    def shots(self, config: AugmentConfig, index: int) -> list[dict[str, Any]]:
+        """The member rows shown in the prompt of sample ``index`` (drawn per sample)."""
+        rng = random.Random(derive_seed(config.seed, "topex-shots", self.cluster["id"], index))
+        return rng.sample(self.pool, min(config.shots, len(self.pool)))
 
 
 def pick_target(saved: SavedExploration, config: AugmentConfig) -> Target:
@@ -71,11 +76,9 @@ def pick_target(saved: SavedExploration, config: AugmentConfig) -> Target:
     members = [points[m] for m in cluster["members"] if m in points]
     pair = config.pair if config.pair is not None else any("text_pair" in p for p in members)
     pool = [p for p in members if p["label"] == label] or members
-    rng = random.Random(derive_seed(config.seed, "topex-shots", cluster_id))
-    shots = rng.sample(pool, min(config.shots, len(pool)))
     longest = max((len(_joined(p, config.delimiter)) for p in members), default=0)
     max_chars = config.max_chars or max(200, 3 * longest)
-    return Target(cluster, label, pair, shots, max_chars)
+    return Target(cluster, label, pair, pool, max_chars)
 
 
 def _joined(point: dict[str, Any], delimiter: str) -> str:
@@ -85,13 +88,16 @@ def _joined(point: dict[str, Any], delimiter: str) -> str:
 
 
 def render_prompt(
-    target: Target, config: AugmentConfig, template: PromptTemplate = TOPEX_AUGMENT
+    target: Target,
+    config: AugmentConfig,
+    template: PromptTemplate = TOPEX_AUGMENT,
+    shots: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, str]]:
-    """The chat messages asking for one new sample."""
+    """The chat messages asking for one new sample (``shots``: member rows shown)."""
     first, second = config.part_names()
     domain = config.domain
-    if target.shots:
-        shown = "\n".join(f"- {_joined(p, config.delimiter)}" for p in target.shots)
+    if shots:
+        shown = "\n".join(f"- {_joined(p, config.delimiter)}" for p in shots)
         examples = f"Examples of {target.label} {domain}s on this topic:\n{shown}\n\n"
     else:
         examples = ""
@@ -190,14 +196,15 @@ def augment_tasks(
 ) -> list[Task]:
     """One task per missing sample (``skip`` holds the ids already written)."""
     cluster = target.cluster
-    messages = render_prompt(target, config, template)
-    prompt_text = messages[-1]["content"]
-    parents = tuple(p["id"] for p in target.shots)
     tasks = []
     for index in range(config.n):
         key = f"topex-c{cluster['id']}-{index}"
         if key in skip:
             continue
+        shots = target.shots(config, index)
+        messages = render_prompt(target, config, template, shots)
+        prompt_text = messages[-1]["content"]
+        parents = tuple(p["id"] for p in shots)
         seed = derive_seed(config.seed, "topex", cluster["id"], target.label, index, attempt)
         aug = make_aug(
             "topex",
