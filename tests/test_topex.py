@@ -96,6 +96,8 @@ def test_explore_finds_the_planted_cluster_and_writes_everything(
     meta = json.loads((explored / "meta.json").read_text())
     assert meta["command"] == "topex explore" and meta["plot"] == traces
     assert meta["counts"]["wrong"] == wrong and "encoder" in meta["models"]
+    assert set(meta["stage_seconds"]) >= {"cluster", "name", "project", "score"}
+    assert meta["timings"]["wall_seconds"] > 0
     assert not (explored.parent / "run.partial").exists()
 
 
@@ -430,3 +432,27 @@ def test_topex_is_a_bench_method(tiny_model_store, tiny_llama: Path, tmp_path: P
     bad = tmp_path / "bad.yaml"
     bad.write_text(config.read_text().replace("n: 3", "n: -1"))
     assert_one_line_error(run_cli("bench", bad, "-o", tmp_path / "run2"), "--n")
+
+
+def test_a_missing_extra_is_a_one_line_error(explored: Path, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "plotly", None)  # as if augtool[topex] were not installed
+    monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
+    from augtool.methods.topex.plot import write_html
+
+    with pytest.raises(ModuleNotFoundError):
+        write_html([], explored / "x.html", "t")
+    data = explored.parent / "explore.jsonl"
+    result = run_cli(
+        "topex",
+        "explore",
+        data,
+        "--model",
+        explored.parent / "model",
+        "-o",
+        explored.parent / "np",
+        "--plot",
+    )
+    assert_one_line_error(result, "pip install 'augtool[topex]'")
+    assert not (explored.parent / "np").exists() and not (explored.parent / "np.partial").exists()

@@ -18,6 +18,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C")
 
 
+#: Packages of the optional extras (pyproject.toml) -> the extra that installs them.
+OPTIONAL_MODULES = {
+    "bertopic": "topex",
+    "hdbscan": "topex",
+    "umap": "topex",
+    "plotly": "topex",
+    "openai": "llm",
+    "nlpaug": "peers",
+    "accelerate": "gpu",
+}
+
+
+def require_modules(*names: str) -> None:
+    """Fail before any work when an optional package a command needs is missing."""
+    import importlib.util
+
+    for name in names:
+        if importlib.util.find_spec(name) is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
 def handle_errors(func: F) -> F:
     """Turn user errors into one line on stderr and a non-zero exit (no traceback)."""
 
@@ -31,6 +52,14 @@ def handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             print_error("interrupted; finished work is kept, rerun the same command to resume")
             raise typer.Exit(130) from None
+        except ModuleNotFoundError as exc:
+            extra = OPTIONAL_MODULES.get((exc.name or "").split(".")[0])
+            if extra is None:
+                raise
+            print_error(
+                f"this command needs the {exc.name!r} package: pip install 'augtool[{extra}]'"
+            )
+            raise typer.Exit(1) from None
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             print_error(f"{where}{exc.strerror or exc}")

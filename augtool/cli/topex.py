@@ -20,6 +20,7 @@ from augtool.cli.common import (
     make_config,
     read_input,
     report_rejects,
+    require_modules,
 )
 from augtool.cli.console import (
     console,
@@ -84,6 +85,12 @@ def explore(
 
     started = time.time()
     settings = make_config(ctx, ExploreConfig, config)
+    require_modules(
+        "bertopic",
+        *(["plotly"] if plot else []),
+        *(["umap"] if settings.projection == "umap" else []),
+        *(["hdbscan"] if settings.clusterer == "hdbscan" else []),
+    )
     if (model is None) == (settings.classifier is None):
         raise OptionError(
             "model",
@@ -190,7 +197,7 @@ def explore(
                 "clusters_of_mistakes": len(saved.mistaken()),
                 "noise": summary["noise"],
             },
-            extra={"timings": exploration.timings, "plot": plot_counts},
+            extra={"stage_seconds": exploration.timings, "plot": plot_counts},
         ),
     )
     report_rejects(output, rejects)

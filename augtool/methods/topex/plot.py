@@ -1,7 +1,8 @@
 """TopEx's map of the output space: an interactive HTML (plotly) and a PNG (matplotlib).
 
-Correct points are drawn in one grey; wrong points by cluster (wrong noise points in
-their own trace); the chosen cluster is outlined. Hovering shows text, label and
+Correct points are drawn in light grey, wrong points outside the clusters of mistakes as
+grey crosses, and the wrong points of each cluster of mistakes in its own colour; the
+chosen cluster is outlined. Hovering shows text, label and
 prediction. With ``previous`` (``explore --compare``) the members of the earlier run's
 chosen cluster are ringed.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from augtool.core.plotting import pyplot
 
 CORRECT = "correct"
-WRONG_NOISE = "wrong, no cluster"
+WRONG_ELSEWHERE = "wrong, not in a cluster of mistakes"
 PREVIOUS = "in the previous chosen cluster"
 
 
@@ -41,18 +42,20 @@ def traces(
     chosen: int | None,
     previous: set[str] | None = None,
 ) -> list[Trace]:
-    """The groups in drawing order: correct, wrong noise, wrong by cluster, previous."""
+    """The groups in drawing order: correct points, wrong points outside the clusters of
+    mistakes (``names`` holds those clusters), wrong points by cluster of mistakes, and
+    the previous run's chosen cluster."""
     correct = Trace(CORRECT, [p for p in points if p["correct"]])
-    noise = Trace(WRONG_NOISE, [p for p in points if not p["correct"] and p["cluster"] < 0])
+    elsewhere = Trace(
+        WRONG_ELSEWHERE, [p for p in points if not p["correct"] and p["cluster"] not in names]
+    )
     by_cluster: dict[int, list[dict[str, Any]]] = {}
     for point in points:
-        if not point["correct"] and point["cluster"] >= 0:
+        if not point["correct"] and point["cluster"] in names:
             by_cluster.setdefault(point["cluster"], []).append(point)
-    out = [correct, noise]
+    out = [correct, elsewhere]
     for cluster_id in sorted(by_cluster):
-        name = f"cluster {cluster_id}"
-        if names.get(cluster_id):
-            name += f": {names[cluster_id]}"
+        name = f"cluster {cluster_id}: {names[cluster_id]}"
         out.append(Trace(name, by_cluster[cluster_id], chosen=cluster_id == chosen))
     if previous:
         out.append(Trace(PREVIOUS, [p for p in points if p["id"] in previous]))
@@ -92,6 +95,8 @@ def write_html(groups: list[Trace], path: str | Path, title: str) -> None:
         marker: dict[str, Any] = {"size": 6}
         if trace.name == CORRECT:
             marker.update(size=4, color="lightgrey", opacity=0.5)
+        elif trace.name == WRONG_ELSEWHERE:
+            marker.update(size=5, color="dimgrey", symbol="x")
         elif trace.name == PREVIOUS:
             marker.update(symbol="circle-open", size=11, color="black")
         elif trace.chosen:
@@ -121,6 +126,8 @@ def write_png(groups: list[Trace], path: str | Path, title: str) -> None:
         ys = [p["y"] for p in trace.points]
         if trace.name == CORRECT:
             ax.scatter(xs, ys, s=6, c="lightgrey", alpha=0.5, label=trace.name)
+        elif trace.name == WRONG_ELSEWHERE:
+            ax.scatter(xs, ys, s=10, c="dimgrey", marker="x", linewidths=0.8, label=trace.name)
         elif trace.name == PREVIOUS:
             ax.scatter(xs, ys, s=60, facecolors="none", edgecolors="black", label=trace.name)
         else:
