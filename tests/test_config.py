@@ -10,6 +10,7 @@ import typer
 from augtool.cli.app import app
 from augtool.core.config import build_config, config_fields
 from augtool.core.encoders.job import EmbedConfig
+from augtool.core.inversion.decoder_config import DecoderConfig
 from augtool.core.taskmodel.config import TrainConfig
 from augtool.errors import AugtoolError, OptionError
 from augtool.methods.backtranslation import BTConfig
@@ -22,6 +23,7 @@ from augtool.methods.invmix.config import (
     RefineConfig,
 )
 from augtool.methods.llm_baselines import GenerateConfig, LabelConfig, MixConfig, RewriteConfig
+from augtool.methods.pinr.config import CondenseConfig, EvaluateConfig
 from augtool.methods.topex.config import AugmentConfig, ExploreConfig, ScoreConfig
 
 # Options that say where data comes from / goes, not how the method behaves.
@@ -42,6 +44,8 @@ IO_OPTIONS = {
     "compare",
     "folder",
     "as_json",
+    "decoder",
+    "reference",
 }
 
 COMMANDS = [
@@ -61,6 +65,9 @@ COMMANDS = [
     ("topex explore", ExploreConfig),
     ("topex score", ScoreConfig),
     ("topex augment", AugmentConfig),
+    ("pinr train-decoder", DecoderConfig),
+    ("pinr condense", CondenseConfig),
+    ("pinr evaluate", EvaluateConfig),
 ]
 
 

@@ -195,3 +195,10 @@ def build_tiny_classifier(
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def build_tiny_t5(folder: Path) -> Path:
+    """The tiny T5 of the decoder tests (see :mod:`augtool.testing.tiny_t5`)."""
+    from augtool.testing.tiny_t5 import build_tiny_t5 as build
+
+    return build(folder, example_texts())

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from augtool import __version__
-from augtool.cli import bench, bt, data, eda, embed, evaluate, invmix, llm, topex, train
+from augtool.cli import bench, bt, data, eda, embed, evaluate, invmix, llm, pinr, topex, train
 
 app = typer.Typer(
     name="augtool",
@@ -44,6 +44,7 @@ app.add_typer(llm.app, name="llm")
 app.add_typer(bench.app, name="bench")
 app.add_typer(invmix.app, name="invmix")
 app.add_typer(topex.app, name="topex")
+app.add_typer(pinr.app, name="pinr")
 app.command("embed")(embed.embed)
 app.command("eda")(eda.eda)
 app.command("bt")(bt.bt)

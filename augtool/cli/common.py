@@ -27,6 +27,7 @@ OPTIONAL_MODULES = {
     "openai": "llm",
     "nlpaug": "peers",
     "accelerate": "gpu",
+    "mauve": "pinr",
 }
 
 

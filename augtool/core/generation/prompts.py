@@ -165,6 +165,41 @@ TOPEX_AUGMENT = PromptTemplate(
     ),
 )
 
+_PINR_SOURCE = (
+    "PInR (model-agnostic text condensation), refinement step of Algorithm 1; the paper's "
+    "per-dataset prompts could not be retrieved here, so this is augtool's wording"
+)
+_PINR_SYSTEM = "You repair text decoded from sentence embeddings into fluent, coherent text."
+
+
+def _pinr(name: str, kind: str, extra: str = "") -> PromptTemplate:
+    return PromptTemplate(
+        id=f"pinr.refine-{name}",
+        source=_PINR_SOURCE,
+        system=_PINR_SYSTEM,
+        user=(
+            f"The following {kind} was reconstructed from an embedding and may be garbled"
+            "{label}. Rewrite it as one fluent, coherent "
+            f"{kind} that keeps its topic, entities and meaning as closely as possible."
+            f"{extra}\n\nText: {{text}}\n\nReply with the rewritten {kind} only."
+        ),
+    )
+
+
+PINR_REFINE = {
+    "generic": _pinr("generic", "text"),
+    "ag_news": _pinr(
+        "ag_news", "news article (a headline and its first sentence)", " Keep a news style."
+    ),
+    "sst2": _pinr("sst2", "movie review sentence", " Keep the sentiment it expresses."),
+    "gsm8k": _pinr(
+        "gsm8k",
+        "grade-school math word problem",
+        " Make the numbers and the question consistent so it can be solved.",
+    ),
+    "quora": _pinr("quora", "question", " Keep it a single natural question."),
+}
+
 PROMPTS: dict[str, PromptTemplate] = {
     template.id: template
     for template in (
@@ -175,6 +210,7 @@ PROMPTS: dict[str, PromptTemplate] = {
         INTRUSION_JUDGE_LABEL,
         INTRUSION_JUDGE_REGION,
         TOPEX_AUGMENT,
+        *PINR_REFINE.values(),
     )
 }
 

@@ -1,0 +1,59 @@
+"""The options of ``augtool pinr train-decoder`` (kept apart from the torch code that
+runs them, so the CLI imports without torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from augtool.core.config import check
+from augtool.core.hub import DEFAULT_ENCODER, ENCODER_HELP
+
+
+@dataclass
+class DecoderConfig:
+    """Train an embedding-to-text decoder (vec2text) for a frozen sentence encoder."""
+
+    seq2seq: str = field(
+        default="google-t5/t5-base",
+        metadata={"help": "Seq2seq model to fine-tune (hub id or local folder), T5-style."},
+    )
+    encoder: str = field(default=DEFAULT_ENCODER, metadata={"help": ENCODER_HELP})
+    num_tokens: int = field(
+        default=16, metadata={"help": "Pseudo-tokens the embedding is projected to."}
+    )
+    epochs: int = field(default=5, metadata={"help": "Epochs training the inversion."})
+    batch_size: int = field(default=32, metadata={"help": "Texts per training step."})
+    lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate."})
+    correction_epochs: int = field(
+        default=0,
+        metadata={"help": "Extra epochs training the corrector on the model's own hypotheses."},
+    )
+    max_length: int = field(
+        default=64, metadata={"help": "Longest target text, in tokens (longer ones are cut)."}
+    )
+    save_every: int = field(
+        default=500, metadata={"help": "Checkpoint every this many steps (0: epoch ends only)."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of initialisation, order and dropout."})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps."})
+    max_samples: int | None = field(
+        default=None, metadata={"help": "Train on a seeded random subset of this many texts."}
+    )
+    text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
+
+    def __post_init__(self) -> None:
+        check(bool(self.seq2seq), "seq2seq", "must name a model")
+        check(bool(self.encoder), "encoder", "must name an encoder")
+        check(self.num_tokens >= 1, "num_tokens", f"must be at least 1 (got {self.num_tokens})")
+        check(self.epochs >= 1, "epochs", f"must be at least 1 (got {self.epochs})")
+        check(self.batch_size >= 1, "batch_size", f"must be at least 1 (got {self.batch_size})")
+        check(self.lr > 0, "lr", f"must be positive (got {self.lr})")
+        check(self.correction_epochs >= 0, "correction_epochs", "must be >= 0")
+        check(self.max_length >= 2, "max_length", f"must be at least 2 (got {self.max_length})")
+        check(self.save_every >= 0, "save_every", "must be >= 0 (0: epoch ends only)")
+        check(
+            self.max_samples is None or self.max_samples >= 1,
+            "max_samples",
+            f"must be at least 1 (got {self.max_samples})",
+        )
+        check(bool(self.text_field), "text_field", "must not be empty")

@@ -1,0 +1,299 @@
+"""Training the embedding decoder on ``(x, psi(x))`` pairs with the encoder frozen.
+
+``epochs`` train the inversion input (pseudo-tokens of ``e``); ``correction_epochs`` then
+train the corrector on the model's own hypotheses (generated once, after the inversion
+epochs, and kept with the checkpoint), each batch adding the inversion loss so that the
+first pass is not forgotten.
+
+Work goes to ``<output>.partial`` and is renamed at the end. Checkpoints (weights as
+safetensors, optimizer state, a json with step, epoch, losses and the torch RNG state) are
+written every ``save_every`` steps and at each epoch end; batch order is drawn from
+``(seed, epoch)``, so rerunning the same job resumes and ends with the weights of an
+uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from augtool.core.encoders import Encoder, load_encoder
+from augtool.core.inversion.decoder import DECODER_FILE, EmbeddingDecoder
+from augtool.core.inversion.decoder_config import DecoderConfig
+from augtool.core.progress import SILENT, Reporter
+from augtool.core.seed import set_seed
+from augtool.data.provenance import config_dict, run_key
+from augtool.data.writer import check_output_folder, publish_folder
+from augtool.errors import AugtoolError
+
+CHECKPOINT_DIR = "checkpoint"
+HYPOTHESES_DIR = "hypotheses"
+TRAIN_LOG = "train_log.jsonl"
+# Fields that do not change the trained weights: a rerun with other values still resumes.
+_NOT_IN_RUN_KEY = ("device", "save_every", "text_field")
+
+
+@dataclass
+class DecoderTrainResult:
+    """What :func:`train_decoder` produced."""
+
+    decoder: EmbeddingDecoder
+    history: list[dict[str, Any]] = field(default_factory=list)
+    output: Path | None = None
+    resumed_step: int = 0
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [
+            base64.b64encode(s.numpy().tobytes()).decode() for s in torch.cuda.get_rng_state_all()
+        ]
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    def tensor(blob: str) -> torch.Tensor:
+        return torch.from_numpy(np.frombuffer(base64.b64decode(blob), dtype=np.uint8).copy())
+
+    torch.set_rng_state(tensor(state["torch"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([tensor(s) for s in state["cuda"]])
+
+
+class _Checkpoint:
+    """The newest checkpoint in ``<out>.partial/checkpoint``, replaced atomically."""
+
+    def __init__(self, folder: Path, key: str) -> None:
+        self.folder = folder
+        self.key = key
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            state = json.loads((self.folder / "progress.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return state if state.get("run_key") == self.key else None
+
+    def save(
+        self,
+        decoder: EmbeddingDecoder,
+        optimizer: torch.optim.Optimizer,
+        progress: dict[str, Any],
+    ) -> None:
+        from safetensors.torch import save_model
+
+        staging = self.folder.with_name(self.folder.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        save_model(decoder.projection, str(staging / "projection.safetensors"))
+        save_model(decoder.model, str(staging / "seq2seq.safetensors"))
+        torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+        state = {**progress, "run_key": self.key, "rng": _rng_state()}
+        (staging / "progress.json").write_text(json.dumps(state), encoding="utf-8")
+        shutil.rmtree(self.folder, ignore_errors=True)
+        os.replace(staging, self.folder)
+
+    def restore(self, decoder: EmbeddingDecoder, optimizer: torch.optim.Optimizer) -> None:
+        from safetensors.torch import load_model
+
+        load_model(decoder.projection, str(self.folder / "projection.safetensors"))
+        load_model(decoder.model, str(self.folder / "seq2seq.safetensors"))
+        optimizer.load_state_dict(torch.load(self.folder / "optimizer.pt", weights_only=True))
+
+
+def _hypotheses(
+    decoder: EmbeddingDecoder,
+    encoder: Encoder,
+    vectors: torch.Tensor,
+    folder: Path,
+    key: str,
+    config: DecoderConfig,
+    reporter: Reporter,
+) -> tuple[list[str], torch.Tensor]:
+    """The model's own decodings of the training embeddings and their embeddings, made
+    once (after the inversion epochs) and kept in the staging folder for a resume."""
+    from safetensors.torch import load_file, save_file
+
+    try:
+        saved = json.loads((folder / "hypotheses.json").read_text(encoding="utf-8"))
+        if saved.get("run_key") == key:
+            tensors = load_file(str(folder / "embeddings.safetensors"), device=str(decoder.device))
+            return saved["texts"], tensors["embeddings"]
+    except (OSError, ValueError, KeyError):
+        pass
+    texts = decoder.generate(
+        vectors,
+        max_new_tokens=config.max_length,
+        batch_size=config.batch_size,
+        reporter=reporter,
+    )
+    embeddings = torch.as_tensor(encoder.encode(texts), dtype=torch.float32)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    save_file({"embeddings": embeddings.contiguous()}, str(folder / "embeddings.safetensors"))
+    (folder / "hypotheses.json").write_text(
+        json.dumps({"run_key": key, "texts": texts}), encoding="utf-8"
+    )
+    return texts, embeddings.to(decoder.device)
+
+
+def _subsample(texts: list[str], config: DecoderConfig) -> list[str]:
+    """Non-blank texts, cut to a seeded random ``max_samples`` subset (in input order)."""
+    kept = [text for text in texts if text and text.strip()]
+    if config.max_samples is not None and len(kept) > config.max_samples:
+        rng = np.random.default_rng(config.seed)
+        chosen = np.sort(rng.choice(len(kept), size=config.max_samples, replace=False))
+        kept = [kept[i] for i in chosen]
+    return kept
+
+
+def train_decoder(
+    texts: list[str],
+    config: DecoderConfig,
+    output: str | Path,
+    *,
+    overwrite: bool = False,
+    reporter: Reporter = SILENT,
+) -> DecoderTrainResult:
+    """Train a decoder for ``config.encoder`` on ``texts`` and save it at ``output``.
+
+    Rerunning the same job (same texts and config) after an interruption resumes from the
+    last checkpoint in ``<output>.partial``.
+    """
+    output = Path(output)
+    check_output_folder(output, overwrite=overwrite, marker=DECODER_FILE, kind="decoder")
+    texts = list(texts)
+    blank = sum(1 for text in texts if not (text and text.strip()))
+    texts = _subsample(texts, config)
+    if not texts:
+        raise AugtoolError("training the decoder needs at least one non-empty text")
+    if blank:
+        reporter.log(f"skipping {blank} empty text(s)")
+
+    set_seed(config.seed)
+    encoder = load_encoder(
+        config.encoder, device=config.device, dtype="float32", batch_size=max(config.batch_size, 32)
+    )
+    settings = {k: v for k, v in config_dict(config).items() if k not in _NOT_IN_RUN_KEY}
+    key = run_key("decoder", settings, encoder.fingerprint, texts)
+    staging = output.with_name(output.name + ".partial")
+    checkpoint = _Checkpoint(staging / CHECKPOINT_DIR, key)
+    saved = checkpoint.load()
+    if saved is None and staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True, exist_ok=True)
+
+    advance_embed = reporter.task("embedding training texts", len(texts))
+    vectors_np = encoder.encode(texts, progress=advance_embed)
+    decoder = EmbeddingDecoder.create(
+        config.seq2seq,
+        encoder,
+        num_tokens=config.num_tokens,
+        device=config.device,
+        max_length=config.max_length,
+        seed=config.seed,
+    )
+    vectors = torch.as_tensor(vectors_np, dtype=torch.float32, device=decoder.device)
+    decoder.projection.fit_inputs(vectors)
+    parameters = decoder.parameters()
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr)
+
+    progress: dict[str, Any] = {
+        "step": 0,
+        "epoch": 0,
+        "index": 0,
+        "loss_sum": 0.0,
+        "loss_count": 0,
+        "history": [],
+    }
+    if saved is not None:
+        checkpoint.restore(decoder, optimizer)
+        progress = {name: saved[name] for name in progress}
+        _set_rng_state(saved["rng"])
+        reporter.log(f"resuming decoder training at step {progress['step']}")
+    resumed_step = progress["step"]
+
+    total_epochs = config.epochs + config.correction_epochs
+    steps_per_epoch = math.ceil(len(texts) / config.batch_size)
+    advance = reporter.task(
+        "training decoder", steps_per_epoch * total_epochs, completed=progress["step"]
+    )
+    hypotheses: list[str] | None = None
+    hypothesis_vectors: torch.Tensor | None = None
+    for epoch in range(progress["epoch"], total_epochs):
+        correcting = epoch >= config.epochs
+        if correcting and hypotheses is None:
+            hypotheses, hypothesis_vectors = _hypotheses(
+                decoder, encoder, vectors, staging / HYPOTHESES_DIR, key, config, reporter
+            )
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(texts), generator=generator).tolist()
+        decoder.train()
+        start = progress["index"] if epoch == progress["epoch"] else 0
+        for batch_index in range(start, steps_per_epoch):
+            rows = order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
+            batch_texts = [texts[i] for i in rows]
+            loss = decoder.loss(vectors[rows], batch_texts)
+            if correcting:
+                assert hypotheses is not None and hypothesis_vectors is not None
+                correction = decoder.loss(
+                    vectors[rows],
+                    batch_texts,
+                    [hypotheses[i] for i in rows],
+                    hypothesis_vectors[rows],
+                )
+                loss = (loss + correction) / 2
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            progress["step"] += 1
+            progress["index"] = batch_index + 1
+            progress["epoch"] = epoch
+            progress["loss_sum"] += float(loss.detach())
+            progress["loss_count"] += 1
+            last_of_epoch = batch_index + 1 == steps_per_epoch
+            if (
+                config.save_every
+                and progress["step"] % config.save_every == 0
+                and not last_of_epoch
+            ):
+                checkpoint.save(decoder, optimizer, progress)
+            advance(1)
+        record = {
+            "epoch": epoch + 1,
+            "phase": "correction" if correcting else "inversion",
+            "loss": round(progress["loss_sum"] / max(progress["loss_count"], 1), 6),
+            "step": progress["step"],
+        }
+        progress["history"].append(record)
+        progress.update(epoch=epoch + 1, index=0, loss_sum=0.0, loss_count=0)
+        reporter.log(
+            f"decoder epoch {epoch + 1}/{total_epochs} ({record['phase']})  "
+            f"loss {record['loss']:.4f}"
+        )
+        checkpoint.save(decoder, optimizer, progress)
+
+    decoder.eval()
+    decoder.training = config_dict(config)
+    shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
+    shutil.rmtree(staging / HYPOTHESES_DIR, ignore_errors=True)
+    decoder.save(staging)
+    with (staging / TRAIN_LOG).open("w", encoding="utf-8") as handle:
+        for record in progress["history"]:
+            handle.write(json.dumps(record) + "\n")
+    publish_folder(staging, output)
+    decoder.folder = output
+    return DecoderTrainResult(
+        decoder=decoder, history=progress["history"], output=output, resumed_step=resumed_step
+    )

@@ -1,0 +1,265 @@
+"""``augtool pinr`` end to end: allocation, the baselines, condense with a tiny decoder
+and a tiny refining LLM, evaluate, and the bad-input cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_helpers import assert_one_line_error, run_cli
+from conftest import EXAMPLES, read_jsonl, write_jsonl
+
+from augtool.errors import OptionError
+from augtool.methods.pinr.allocate import allocate
+from augtool.methods.pinr.refine import cosine_to
+
+
+def test_allocation_is_proportional_even_and_checked() -> None:
+    counts = {"a": 50, "b": 30, "c": 20}
+    assert allocate(counts, 10) == {"a": 5, "b": 3, "c": 2}
+    assert allocate(counts, 9, even=True) == {"a": 3, "b": 3, "c": 3}
+    assert sum(allocate({"a": 97, "b": 2, "c": 1}, 10).values()) == 10
+    assert allocate({"a": 97, "b": 2, "c": 1}, 10)["c"] == 1  # at least one each
+    assert allocate({"a": 2, "b": 8}, 10, even=True) == {"a": 2, "b": 8}  # capped by size
+    with pytest.raises(OptionError, match="--m: is 2 but class-wise"):
+        allocate(counts, 2)
+    with pytest.raises(OptionError, match="--m: is 101 but the data has only 100 rows"):
+        allocate(counts, 101)
+
+
+def test_cosine_to() -> None:
+    vectors = np.array([[1.0, 0], [0, 2], [-1, 0]])
+    assert np.allclose(cosine_to(vectors, np.array([2.0, 0])), [1, 0, -1])
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    rows = read_jsonl(EXAMPLES / "intents-train.jsonl")
+    return write_jsonl(tmp_path_factory.mktemp("pinr") / "train.jsonl", rows)
+
+
+def test_random_baseline_and_bad_m(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "random.jsonl"
+    result = run_cli("pinr", "condense", corpus, "--m", 8, "--method", "random", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(out)
+    originals = {r["id"]: r for r in read_jsonl(corpus)}
+    assert len(rows) == 8 and all(originals[r["id"]]["text"] == r["text"] for r in rows)
+    labels = [r["label"] for r in rows]
+    assert {labels.count(label) for label in set(labels)} == {2}  # 24 rows per label
+    again = tmp_path / "again.jsonl"
+    run_cli("pinr", "condense", corpus, "--m", 8, "--method", "random", "-o", again)
+    assert read_jsonl(again) == rows  # seeded
+    meta = json.loads(out.with_name("random.jsonl.meta.json").read_text())
+    assert meta["counts"]["per_label"] == {
+        "account": 2,
+        "billing": 2,
+        "shipping": 2,
+        "technical": 2,
+    }
+
+    for m, fragment in ((0, "--m: must be at least 1"), (500, "only 96 rows"), (3, "class-wise")):
+        result = run_cli(
+            "pinr", "condense", corpus, "--m", m, "--method", "random", "-o", tmp_path / "x.jsonl"
+        )
+        assert_one_line_error(result, fragment)
+    assert not (tmp_path / "x.jsonl").exists()
+    result = run_cli("pinr", "condense", corpus, "--m", 8, "-o", tmp_path / "y.jsonl")
+    assert_one_line_error(result, "--decoder")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    """16 rows, 4 per label, for the decoder and condense tests."""
+    rows = read_jsonl(EXAMPLES / "intents-train.jsonl")
+    picked = [
+        r
+        for label in ("account", "billing", "shipping", "technical")
+        for r in [x for x in rows if x["label"] == label][:4]
+    ]
+    return write_jsonl(tmp_path_factory.mktemp("pinr-small") / "small.jsonl", picked)
+
+
+@pytest.fixture(scope="module")
+def decoder(small: Path, tiny_model_store, tmp_path_factory, one_thread) -> Path:
+    from tiny_models import build_tiny_t5
+
+    root = tmp_path_factory.mktemp("pinr-decoder")
+    t5 = build_tiny_t5(root / "t5")
+    out = root / "decoder"
+    result = run_cli(
+        "pinr",
+        "train-decoder",
+        small,
+        "-o",
+        out,
+        "--seq2seq",
+        t5,
+        "--encoder",
+        tiny_model_store["st"],
+        "--epochs",
+        120,
+        "--batch-size",
+        16,
+        "--lr",
+        1e-2,
+        "--num-tokens",
+        8,
+        "--max-length",
+        32,
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert (out / "meta.json").is_file()
+    return out
+
+
+def test_condense_refine_and_evaluate_through_the_cli(
+    small: Path, decoder: Path, tiny_model_store, tiny_llama: Path, tmp_path: Path, one_thread
+) -> None:
+    out = tmp_path / "pinr.jsonl"
+    common = (
+        "--encoder",
+        tiny_model_store["st"],
+        "--decoder",
+        decoder,
+        "--device",
+        "cpu",
+        "--components",
+        2,
+        "--iterations",
+        60,
+    )
+    result = run_cli(
+        "pinr",
+        "condense",
+        small,
+        "--m",
+        4,
+        "-o",
+        out,
+        *common,
+        "--refine-llm",
+        f"hf:{tiny_llama}",
+        "--variants",
+        2,
+        "--max-new-tokens",
+        16,
+    )
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(out)
+    assert sorted(r["label"] for r in rows) == ["account", "billing", "shipping", "technical"]
+    for row in rows:
+        aug = row["aug"]
+        assert aug["method"] == "pinr" and aug["refined"] and aug["variants"] == 2
+        assert row["text"].strip() and aug["decoded"].strip()
+        assert aug["cosine"] >= aug["decoded_cosine"] - 1e-6  # refinement never moves away
+    meta = json.loads(out.with_name("pinr.jsonl.meta.json").read_text())
+    assert meta["particles"]["account"]["m"] == 1 and "gmm" in meta["particles"]["account"]
+    assert meta["models"]["refine_llm"]
+
+    raw = tmp_path / "raw.jsonl"
+    result = run_cli("pinr", "condense", small, "--m", 4, "-o", raw, *common, "--no-refine")
+    assert result.exit_code == 0, result.stderr
+    unrefined = read_jsonl(raw)
+    assert all(r["text"] == r["aug"]["decoded"] and not r["aug"]["refined"] for r in unrefined)
+    assert [r["aug"]["decoded"] for r in unrefined] == [r["aug"]["decoded"] for r in rows]
+
+    dallme = tmp_path / "dallme.jsonl"
+    result = run_cli(
+        "pinr", "condense", small, "--m", 4, "-o", dallme, *common, "--method", "dallme"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert {r["aug"]["method"] for r in read_jsonl(dallme)} == {"dallme"}
+
+    metrics = tmp_path / "metrics.json"
+    result = run_cli(
+        "pinr",
+        "evaluate",
+        raw,
+        "--reference",
+        small,
+        "-o",
+        metrics,
+        "--encoder",
+        tiny_model_store["st"],
+        "--mauve-seeds",
+        2,
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(metrics.read_text())
+    assert {"fid", "kl", "tv", "wasserstein", "precision", "recall", "f1"} <= set(report)
+    assert len(report["mauve"]["values"]) == 2 and 0 <= report["mauve"]["mean"] <= 1
+    assert 0 <= report["leakage"]["unigram_mean"] <= 1 and len(report["leakage_rows"]) == 4
+    same = run_cli(
+        "pinr",
+        "evaluate",
+        small,
+        "--reference",
+        small,
+        "--json",
+        "--no-mauve",
+        "--encoder",
+        tiny_model_store["st"],
+    )
+    assert same.exit_code == 0, same.stderr
+    ideal = json.loads(same.stdout)
+    assert ideal["fid"] == pytest.approx(0, abs=1e-3) and ideal["precision"] == 1.0
+    assert ideal["leakage"]["exact_copy_share"] == 1.0
+
+
+def test_condense_errors(small: Path, decoder: Path, tiny_model_store, tmp_path: Path) -> None:
+    result = run_cli(
+        "pinr",
+        "condense",
+        small,
+        "--m",
+        4,
+        "-o",
+        tmp_path / "a.jsonl",
+        "--decoder",
+        decoder,
+        "--encoder",
+        tiny_model_store["hf"],
+    )
+    assert_one_line_error(result, "trained for encoder")
+    result = run_cli(
+        "pinr",
+        "condense",
+        small,
+        "--m",
+        4,
+        "-o",
+        tmp_path / "b.jsonl",
+        "--decoder",
+        decoder,
+        "--encoder",
+        tiny_model_store["st"],
+        "--refine-llm",
+        "openai:m",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--max-retries",
+        0,
+    )
+    assert_one_line_error(result, "127.0.0.1:9")
+    assert not (tmp_path / "b.jsonl").exists()
+    result = run_cli(
+        "pinr", "condense", small, "--m", 4, "-o", tmp_path / "c.jsonl", "--decoder", tmp_path
+    )
+    assert_one_line_error(result, str(tmp_path))
