@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from augtool.core.checkpoint import Checkpoint
 from augtool.core.encoders import Encoder, load_encoder
 from augtool.core.inversion.decoder import DECODER_FILE, EmbeddingDecoder
 from augtool.core.inversion.decoder_config import DecoderConfig
@@ -70,45 +70,9 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([tensor(s) for s in state["cuda"]])
 
 
-class _Checkpoint:
-    """The newest checkpoint in ``<out>.partial/checkpoint``, replaced atomically."""
-
-    def __init__(self, folder: Path, key: str) -> None:
-        self.folder = folder
-        self.key = key
-
-    def load(self) -> dict[str, Any] | None:
-        try:
-            state = json.loads((self.folder / "progress.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return state if state.get("run_key") == self.key else None
-
-    def save(
-        self,
-        decoder: EmbeddingDecoder,
-        optimizer: torch.optim.Optimizer,
-        progress: dict[str, Any],
-    ) -> None:
-        from safetensors.torch import save_model
-
-        staging = self.folder.with_name(self.folder.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        save_model(decoder.projection, str(staging / "projection.safetensors"))
-        save_model(decoder.model, str(staging / "seq2seq.safetensors"))
-        torch.save(optimizer.state_dict(), staging / "optimizer.pt")
-        state = {**progress, "run_key": self.key, "rng": _rng_state()}
-        (staging / "progress.json").write_text(json.dumps(state), encoding="utf-8")
-        shutil.rmtree(self.folder, ignore_errors=True)
-        os.replace(staging, self.folder)
-
-    def restore(self, decoder: EmbeddingDecoder, optimizer: torch.optim.Optimizer) -> None:
-        from safetensors.torch import load_model
-
-        load_model(decoder.projection, str(self.folder / "projection.safetensors"))
-        load_model(decoder.model, str(self.folder / "seq2seq.safetensors"))
-        optimizer.load_state_dict(torch.load(self.folder / "optimizer.pt", weights_only=True))
+def _modules(decoder: EmbeddingDecoder) -> dict[str, torch.nn.Module]:
+    """What a decoder checkpoint holds (file names as before the shared Checkpoint)."""
+    return {"projection": decoder.projection, "seq2seq": decoder.model}
 
 
 def _hypotheses(
@@ -187,7 +151,7 @@ def train_decoder(
     settings = {k: v for k, v in config_dict(config).items() if k not in _NOT_IN_RUN_KEY}
     key = run_key("decoder", settings, encoder.fingerprint, texts)
     staging = output.with_name(output.name + ".partial")
-    checkpoint = _Checkpoint(staging / CHECKPOINT_DIR, key)
+    checkpoint = Checkpoint(staging / CHECKPOINT_DIR, key)
     saved = checkpoint.load()
     if saved is None and staging.exists():
         shutil.rmtree(staging)
@@ -217,7 +181,7 @@ def train_decoder(
         "history": [],
     }
     if saved is not None:
-        checkpoint.restore(decoder, optimizer)
+        checkpoint.restore(_modules(decoder), optimizer, device=str(decoder.device))
         progress = {name: saved[name] for name in progress}
         _set_rng_state(saved["rng"])
         reporter.log(f"resuming decoder training at step {progress['step']}")
@@ -268,7 +232,7 @@ def train_decoder(
                 and progress["step"] % config.save_every == 0
                 and not last_of_epoch
             ):
-                checkpoint.save(decoder, optimizer, progress)
+                checkpoint.save(_modules(decoder), optimizer, {**progress, "rng": _rng_state()})
             advance(1)
         record = {
             "epoch": epoch + 1,
@@ -282,7 +246,7 @@ def train_decoder(
             f"decoder epoch {epoch + 1}/{total_epochs} ({record['phase']})  "
             f"loss {record['loss']:.4f}"
         )
-        checkpoint.save(decoder, optimizer, progress)
+        checkpoint.save(_modules(decoder), optimizer, {**progress, "rng": _rng_state()})
 
     decoder.eval()
     decoder.training = config_dict(config)

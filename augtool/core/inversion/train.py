@@ -7,10 +7,7 @@ optimizer state, progress) are written every ``save_every`` steps and at each ep
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,47 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from augtool.core.checkpoint import Checkpoint
 from augtool.core.inversion.model import InversionModel
 from augtool.core.progress import SILENT, Reporter
 
 StepHook = Callable[[int, float], None]
-
-
-class _Checkpoint:
-    def __init__(self, folder: Path, key: str) -> None:
-        self.folder = folder
-        self.key = key
-
-    def load(self) -> dict[str, Any] | None:
-        try:
-            state = json.loads((self.folder / "progress.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return state if state.get("run_key") == self.key else None
-
-    def save(
-        self, model: InversionModel, optimizer: torch.optim.Optimizer, progress: dict[str, Any]
-    ) -> None:
-        from safetensors.torch import save_model
-
-        staging = self.folder.with_name(self.folder.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        save_model(model.adaptor, str(staging / "adaptor.safetensors"))
-        torch.save(optimizer.state_dict(), staging / "optimizer.pt")
-        (staging / "progress.json").write_text(
-            json.dumps({**progress, "run_key": self.key}), encoding="utf-8"
-        )
-        shutil.rmtree(self.folder, ignore_errors=True)
-        os.replace(staging, self.folder)
-
-    def restore(self, model: InversionModel, optimizer: torch.optim.Optimizer) -> None:
-        from safetensors.torch import load_model
-
-        load_model(
-            model.adaptor, str(self.folder / "adaptor.safetensors"), device=str(model.lm.device)
-        )
-        optimizer.load_state_dict(torch.load(self.folder / "optimizer.pt", weights_only=True))
 
 
 def train_adaptor(
@@ -80,11 +41,11 @@ def train_adaptor(
     device = model.lm.device
     vectors = torch.as_tensor(embeddings, dtype=torch.float32, device=device)
     optimizer = torch.optim.Adam(model.adaptor.parameters(), lr=lr)
-    checkpoint = _Checkpoint(checkpoint_dir, run_key)
+    checkpoint = Checkpoint(checkpoint_dir, run_key)
     progress: dict[str, Any] = {"step": 0, "epoch": 0, "index": 0, "history": []}
     saved = checkpoint.load()
     if saved is not None:
-        checkpoint.restore(model, optimizer)
+        checkpoint.restore({"adaptor": model.adaptor}, optimizer, device=str(model.lm.device))
         progress = {k: saved[k] for k in ("step", "epoch", "index", "history")}
         reporter.log(f"resuming adaptor training at step {progress['step']}")
     steps_per_epoch = math.ceil(len(texts) / batch_size)
@@ -112,12 +73,12 @@ def train_adaptor(
             if on_step is not None:
                 on_step(progress["step"], value)
             if save_every and progress["step"] % save_every == 0:
-                checkpoint.save(model, optimizer, progress)
+                checkpoint.save({"adaptor": model.adaptor}, optimizer, progress)
         average = running / max(count, 1)
         progress["history"].append({"epoch": epoch + 1, "loss": round(average, 6)})
         reporter.log(f"adaptor epoch {epoch + 1}/{epochs}  loss {average:.4f}")
         running, count = 0.0, 0
         progress.update(epoch=epoch + 1, index=0)
-        checkpoint.save(model, optimizer, progress)
+        checkpoint.save({"adaptor": model.adaptor}, optimizer, progress)
     model.adaptor.eval()
     return progress
