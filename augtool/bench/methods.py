@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from augtool.core.registry import Registry
+from augtool.core.registry import Registry, import_path
 from augtool.data.records import Record
 from augtool.errors import OptionError
 
@@ -288,53 +288,45 @@ for _method in (
     BENCH_METHODS.register(_method.name, _method)
 
 
-class InvmixMethod(BenchMethod):
+class _SeedMethod(BenchMethod):
+    """A seed method run by a ``methods.<name>.bench`` module: its options dataclass and
+    an ``augment(sample, options, per_original, reporter)`` function, both imported on use
+    so that listing methods stays light."""
+
+    adds_rows = True
+    #: ``"module:attribute"`` of the options dataclass and of the augment function.
+    options_path: ClassVar[str]
+    augment_path: ClassVar[str]
+
+    @property
+    def config_cls(self) -> type:  # type: ignore[override]
+        return import_path(self.options_path)
+
+    def augment(
+        self, sample: list[Record], options: dict[str, Any], context: AugmentContext
+    ) -> list[Record]:
+        config = self.build(
+            options, context.per_original, context.k, len(sample), seed=context.seed
+        )
+        run = import_path(self.augment_path)
+        return run(sample, config, context.per_original, context.reporter)
+
+
+class InvmixMethod(_SeedMethod):
     """inversedMixup: refine a stage-1 adaptor on the sample, then mix and invert."""
 
     name = "invmix"
-    adds_rows = True
-
-    @property
-    def config_cls(self) -> type:  # type: ignore[override]
-        from augtool.methods.invmix.bench import InvmixBenchOptions
-
-        return InvmixBenchOptions
-
-    def augment(
-        self, sample: list[Record], options: dict[str, Any], context: AugmentContext
-    ) -> list[Record]:
-        from augtool.methods.invmix.bench import augment_with_invmix
-
-        config = self.build(
-            options, context.per_original, context.k, len(sample), seed=context.seed
-        )
-        return augment_with_invmix(sample, config, context.per_original, context.reporter)
+    options_path = "augtool.methods.invmix.bench:InvmixBenchOptions"
+    augment_path = "augtool.methods.invmix.bench:augment_with_invmix"
 
 
-BENCH_METHODS.register(InvmixMethod.name, InvmixMethod)
-
-
-class TopexMethod(BenchMethod):
+class TopexMethod(_SeedMethod):
     """TopEx: explore the sample out of fold, augment the chosen cluster of mistakes."""
 
     name = "topex"
-    adds_rows = True
-
-    @property
-    def config_cls(self) -> type:  # type: ignore[override]
-        from augtool.methods.topex.bench import TopexBenchOptions
-
-        return TopexBenchOptions
-
-    def augment(
-        self, sample: list[Record], options: dict[str, Any], context: AugmentContext
-    ) -> list[Record]:
-        from augtool.methods.topex.bench import augment_with_topex
-
-        config = self.build(
-            options, context.per_original, context.k, len(sample), seed=context.seed
-        )
-        return augment_with_topex(sample, config, context.per_original, context.reporter)
+    options_path = "augtool.methods.topex.bench:TopexBenchOptions"
+    augment_path = "augtool.methods.topex.bench:augment_with_topex"
 
 
-BENCH_METHODS.register(TopexMethod.name, TopexMethod)
+for _method in (InvmixMethod, TopexMethod):
+    BENCH_METHODS.register(_method.name, _method)

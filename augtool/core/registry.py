@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from augtool.errors import AugtoolError
 
 T = TypeVar("T")
+
+
+def import_path(path: str) -> Any:
+    """The object named by ``"package.module:attribute"``, imported now."""
+    module_name, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 class UnknownNameError(AugtoolError):
@@ -59,8 +65,7 @@ class Registry(Generic[T]):
         key = self.canonical(name)
         entry = self._entries[key]
         if isinstance(entry, str):
-            module_name, _, attribute = entry.partition(":")
-            entry = getattr(importlib.import_module(module_name), attribute)
+            entry = import_path(entry)
             self._entries[key] = entry
         return entry  # type: ignore[return-value]
 
