@@ -28,6 +28,26 @@ def parse_llm_spec(spec: str) -> tuple[str, str]:
     return LLMS.canonical(scheme), model
 
 
+#: Config fields that configure a backend (each config has the ones that apply to it).
+BACKEND_OPTIONS = (
+    "base_url",
+    "api_key_env",
+    "concurrency",
+    "rpm",
+    "timeout",
+    "max_retries",
+    "device",
+    "dtype",
+    "batch_size",
+    "cache",
+)
+
+
+def backend_options(config: Any) -> dict[str, Any]:
+    """The backend keyword arguments of a command's config (for :func:`load_llm`)."""
+    return {name: getattr(config, name) for name in BACKEND_OPTIONS if hasattr(config, name)}
+
+
 def load_llm(spec: str, **options: Any) -> LLM:
     """Build a backend from its spec; options a backend does not use are ignored."""
     scheme, model = parse_llm_spec(spec)
@@ -35,6 +55,8 @@ def load_llm(spec: str, **options: Any) -> LLM:
 
 
 __all__ = [
+    "BACKEND_OPTIONS",
+    "backend_options",
     "LLM",
     "LLMS",
     "Failure",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from augtool.core.config import check
 from augtool.core.device import DTYPES
@@ -238,15 +239,7 @@ class IntrusionConfig:
         check(self.scoring in ("auto", "loglik", "parse"), "scoring", "auto, loglik or parse")
         _check_runtime(self.device, self.dtype)
 
-    def backend_options(self) -> dict[str, object]:
-        return {
-            "base_url": self.base_url,
-            "api_key_env": self.api_key_env,
-            "concurrency": self.concurrency,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-            "device": self.device,
-            "dtype": self.dtype,
-            "batch_size": self.batch_size,
-            "cache": self.cache,
-        }
+    def backend_options(self) -> dict[str, Any]:
+        from augtool.core.generation import backend_options
+
+        return backend_options(self)

@@ -134,17 +134,9 @@ class CondenseConfig:
         return GenerationParams(self.max_new_tokens, self.temperature, self.top_p)
 
     def backend_options(self) -> dict[str, Any]:
-        return {
-            "base_url": self.base_url,
-            "api_key_env": self.api_key_env,
-            "concurrency": self.concurrency,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-            "device": self.device,
-            "dtype": self.dtype,
-            "batch_size": self.batch_size,
-            "cache": self.cache,
-        }
+        from augtool.core.generation import backend_options
+
+        return backend_options(self)
 
     @property
     def refining(self) -> bool:
