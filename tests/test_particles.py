@@ -240,11 +240,15 @@ def test_small_svgd_runs_on_one_thread_and_restores_the_setting() -> None:
         return gmm.score(x)
 
     init = torch.randn(10, 2, generator=torch.Generator().manual_seed(1))
+    original = torch.get_num_threads()
     torch.set_num_threads(2)
-    svgd(init, score, iterations=3, tol=0)
-    assert seen == [1, 1, 1] and torch.get_num_threads() == 2
-    svgd(init, score, iterations=1, tol=0, threads=2)
-    assert seen[-1] == 2 and torch.get_num_threads() == 2
+    try:
+        svgd(init, score, iterations=3, tol=0)
+        assert seen == [1, 1, 1] and torch.get_num_threads() == 2
+        svgd(init, score, iterations=1, tol=0, threads=2)
+        assert seen[-1] == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(original)
 
 
 # (c) fallbacks when the data cannot support the requested mixture --------------------------
