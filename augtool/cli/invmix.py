@@ -341,8 +341,12 @@ def intrusion(
     from augtool.core.generation import ScoringLLM, load_llm
     from augtool.core.generation.labels import label_set_from, load_label_set
     from augtool.core.generation.prompts import (
-        INTRUSION_JUDGE_LABEL,
-        INTRUSION_JUDGE_REGION,
+        AUGTOOL_INTRUSION_LABEL as INTRUSION_JUDGE_LABEL,
+    )
+    from augtool.core.generation.prompts import (
+        AUGTOOL_INTRUSION_MATCH as INTRUSION_JUDGE_REGION,
+    )
+    from augtool.core.generation.prompts import (
         load_prompt_file,
     )
     from augtool.core.plotting import stacked_bins

@@ -294,7 +294,8 @@ def augment(
     """Generate --n samples for the chosen cluster of mistakes with an LLM."""
     from augtool.core.generation import RequestBudget, RequestBudgetExhausted, load_llm
     from augtool.core.generation.jobs import JobSummary, write_failures
-    from augtool.core.generation.prompts import TOPEX_AUGMENT, load_prompt_file
+    from augtool.core.generation.prompts import AUGTOOL_TOPEX_AUGMENT as TOPEX_AUGMENT
+    from augtool.core.generation.prompts import load_prompt_file
     from augtool.data import JsonlWriter, build_meta, prepare_output, run_key, write_meta
     from augtool.data.provenance import config_dict, file_fingerprint
     from augtool.methods.topex.augment import PLACEHOLDERS, pick_target, render_prompt, run_augment

@@ -21,8 +21,12 @@ from typing import Any
 
 from augtool.core.generation.labels import LabelSet, label_set_from
 from augtool.core.generation.prompts import (
-    INTRUSION_JUDGE_LABEL,
-    INTRUSION_JUDGE_REGION,
+    AUGTOOL_INTRUSION_LABEL as INTRUSION_JUDGE_LABEL,
+)
+from augtool.core.generation.prompts import (
+    AUGTOOL_INTRUSION_MATCH as INTRUSION_JUDGE_REGION,
+)
+from augtool.core.generation.prompts import (
     PromptTemplate,
 )
 from augtool.data.records import Record

@@ -18,7 +18,8 @@ from typing import Any
 
 from augtool.core.generation.base import LLM, RequestBudget
 from augtool.core.generation.jobs import JobSummary, ReplyRejected, Task, derive_seed, run_tasks
-from augtool.core.generation.prompts import TOPEX_AUGMENT, PromptTemplate
+from augtool.core.generation.prompts import AUGTOOL_TOPEX_AUGMENT as TOPEX_AUGMENT
+from augtool.core.generation.prompts import PromptTemplate
 from augtool.core.progress import SILENT, Reporter
 from augtool.data.provenance import make_aug
 from augtool.data.records import Record
