@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -262,3 +263,110 @@ def test_interrupted_training_resumes_from_its_checkpoint(
     assert {k: v for k, v in ours.items() if k != "model"} == {
         k: v for k, v in theirs.items() if k != "model"
     }
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    found = {f"head.{k}": v for k, v in load_file(folder / "head.safetensors").items()}
+    encoder = folder / "encoder" / "model.safetensors"
+    if encoder.is_file():
+        found.update({f"encoder.{k}": v for k, v in load_file(encoder).items()})
+    return found
+
+
+def test_train_init_from_continues_from_a_saved_model(
+    tiny_st: Path, keyword_data: dict, tmp_path: Path
+) -> None:
+    import torch
+
+    start = tmp_path / "start"
+    args = ("--encoder", tiny_st, *TRAIN_OPTS, "--seed", 3)
+    assert run_cli("train", keyword_data["train"], "-o", start, *args).exit_code == 0
+    saved = _weights(start)
+
+    # Learning rates of ~0: the continued model keeps the saved weights (a fresh head
+    # with the same settings does not), so training really started from them.
+    still = ("--epochs", 1, "--lr", 1e-12, "--head-lr", 1e-12, "--batch-size", 8)
+    kept = tmp_path / "kept"
+    result = run_cli(
+        "train", keyword_data["train"], "-o", kept, "--init-from", start, "--seed", 9, *still
+    )
+    assert result.exit_code == 0, result.stderr
+    assert f"from {start}" in result.stdout
+    after = _weights(kept)
+    assert set(after) == set(saved)
+    assert all(torch.allclose(after[k], saved[k], atol=1e-6) for k in saved)
+    fresh = tmp_path / "fresh"
+    result = run_cli("train", keyword_data["train"], "-o", fresh, "--encoder", tiny_st, *still)
+    assert result.exit_code == 0, result.stderr
+    head = _weights(fresh)
+    assert not torch.allclose(head["head.layers.4.weight"], saved["head.layers.4.weight"])
+    assert (
+        json.loads(run_cli("eval", kept, keyword_data["test"], "--json").stdout)["accuracy"]
+        == json.loads(run_cli("eval", start, keyword_data["test"], "--json").stdout)["accuracy"]
+    )
+
+    meta = json.loads((kept / "meta.json").read_text())
+    assert meta["init_from"]["path"] == str(start)
+    assert meta["init_from"]["labels"] == ["food", "music", "sports"]
+    assert len(meta["init_from"]["sha256"]) == 64 and meta["config"]["init_from"] == str(start)
+
+    # A subset of the labels is fine (the head keeps every output, in the saved order).
+    subset = write_jsonl(
+        tmp_path / "two.jsonl",
+        [r for r in read_jsonl(keyword_data["train"]) if r["label"] != "music"],
+    )
+    result = run_cli("train", subset, "-o", tmp_path / "two", "--init-from", start, *still)
+    assert result.exit_code == 0, result.stderr
+    info = json.loads((tmp_path / "two" / "augtool_model.json").read_text())
+    assert info["labels"] == ["food", "music", "sports"]
+
+    # A frozen start (no encoder copy) continues with a frozen encoder too.
+    frozen = tmp_path / "frozen"
+    frozen_args = ("--encoder", tiny_st, "--freeze-encoder", "--epochs", 2)
+    assert run_cli("train", keyword_data["train"], "-o", frozen, *frozen_args).exit_code == 0
+    again = tmp_path / "frozen-again"
+    result = run_cli(
+        "train", keyword_data["train"], "-o", again, "--init-from", frozen, "--freeze-encoder"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert not (again / "encoder").exists()
+
+
+def test_train_init_from_bad_folders_and_labels(
+    tiny_st: Path, keyword_data: dict, tmp_path: Path
+) -> None:
+    start = tmp_path / "start"
+    args = ("--encoder", tiny_st, "--epochs", 1)
+    assert run_cli("train", keyword_data["train"], "-o", start, *args).exit_code == 0
+    out = tmp_path / "out"
+
+    def train(init: Path, data: Path = keyword_data["train"]):
+        return run_cli("train", data, "-o", out, "--init-from", init, "--epochs", 1)
+
+    assert_one_line_error(train(tmp_path / "missing"), "--init-from", "no such model folder")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(train(tmp_path / "empty"), "--init-from", "not a task model folder")
+    other = write_jsonl(
+        tmp_path / "other.jsonl",
+        [{"text": "pizza", "label": "food"}, {"text": "snow", "label": "climate"}],
+    )
+    assert_one_line_error(
+        train(start, other), "--init-from", "label(s) climate", "food, music, sports"
+    )
+
+    broken = tmp_path / "broken"
+    shutil.copytree(start, broken)
+    (broken / "head.safetensors").write_bytes(b"not safetensors")
+    assert_one_line_error(train(broken), "--init-from", "cannot load it")
+    (broken / "head.safetensors").unlink()
+    assert_one_line_error(train(broken), "--init-from", "head.safetensors is missing")
+    (broken / "augtool_model.json").write_text("{")
+    assert_one_line_error(train(broken), "--init-from", "unreadable model config")
+    assert not out.exists()
+
+    adaptor = tmp_path / "adaptor"
+    adaptor.mkdir()
+    (adaptor / "inversion.json").write_text('{"stage": "adaptor", "task_model": null}')
+    assert_one_line_error(train(adaptor), "--init-from", "stage-1 adaptor has no task model")

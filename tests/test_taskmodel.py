@@ -177,3 +177,44 @@ def test_frozen_model_refuses_an_encoder_whose_weights_changed(
         TaskModel.load(tmp_path / "missing")
     with pytest.raises(ModelError, match="not an augtool model folder"):
         TaskModel.load(tiny_st)
+
+
+def test_init_from_starts_from_the_saved_weights_and_keeps_learning(
+    tiny_st: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    from augtool.core.taskmodel.model import resolve_init_model
+    from augtool.core.taskmodel.train import build_task_model
+
+    saved = train_task_model(TRAIN, config(tiny_st, epochs=2, head_hidden=16), tmp_path / "a")
+    init = resolve_init_model(tmp_path / "a")
+    assert init.labels == saved.model.labels and init.encoder_saved
+
+    # Before any training step: exactly the saved encoder and head, the saved head shape
+    # (not the config's head_hidden) and the saved label order.
+    start, copy_encoder = build_task_model(
+        config(tiny_st, init_from=str(tmp_path / "a"), head_hidden=256, freeze_encoder=True),
+        ["food", "sports"],
+        init,
+    )
+    assert copy_encoder and start.labels == saved.model.labels and start.head_hidden == 16
+    head = load_file(tmp_path / "a" / "head.safetensors")
+    assert all(torch.equal(v, head[k]) for k, v in start.head.state_dict().items())
+    encoder = load_file(tmp_path / "a" / "encoder" / "model.safetensors")
+    state = start.encoder.module.state_dict()
+    matched = [k for k in encoder if any(s.endswith(k) for s in state)]
+    assert matched and all(
+        torch.equal(encoder[k], next(v for s, v in state.items() if s.endswith(k))) for k in matched
+    )
+    np.testing.assert_allclose(
+        start.logits([r.text for r in TEST]), saved.model.logits([r.text for r in TEST]), atol=1e-5
+    )
+
+    # Training continues from there: more epochs lower the loss further than the first
+    # epoch of the original run.
+    more = train_task_model(
+        TRAIN, config(tiny_st, epochs=3, init_from=str(tmp_path / "a")), tmp_path / "b"
+    )
+    assert more.history[0]["train_loss"] < saved.history[0]["train_loss"]
+    assert more.init_from is not None and more.init_from["sha256"] == init.fingerprint

@@ -53,6 +53,9 @@ def train(
     alpha: Annotated[float, _opt("alpha")] = default_of(T, "alpha"),
     dev_fraction: Annotated[float, _opt("dev_fraction")] = default_of(T, "dev_fraction"),
     patience: Annotated[int, _opt("patience")] = default_of(T, "patience"),
+    init_from: Annotated[
+        str | None, typer.Option("--init-from", help=help_of(T, "init_from"))
+    ] = None,
     seed: Annotated[int, _opt("seed")] = default_of(T, "seed"),
     device: Annotated[str, _opt("device")] = "auto",
     dtype: Annotated[str, _opt("dtype")] = "auto",
@@ -68,8 +71,9 @@ def train(
 ) -> None:
     """Train the task classifier on hard or soft labels; saves a model folder.
 
-    Rows with a `label_dist` train on that soft label. An interrupted run resumes from
-    its last checkpoint when the same command is run again.
+    Rows with a `label_dist` train on that soft label. `--init-from` continues from a
+    saved model (e.g. the refined theta* of `augtool invmix refine`, Eq. 12). An
+    interrupted run resumes from its last checkpoint when the same command is run again.
     """
     from augtool.core.taskmodel.train import train_task_model
     from augtool.data import build_meta, write_meta
@@ -120,11 +124,17 @@ def train(
         seed=settings.seed,
         counts=counts,
         started=started,
-        extra={"best_epoch": result.best_epoch, "history": result.history},
+        extra={
+            "best_epoch": result.best_epoch,
+            "history": result.history,
+            "init_from": result.init_from,
+        },
     )
     write_meta(output, meta)
     report_rejects(output, rejects)
     summary = f"saved model to {output} ({result.train_size} rows, {len(result.history)} epochs"
     if result.best_epoch is not None:
         summary += f", best dev epoch {result.best_epoch}"
+    if result.init_from is not None:
+        summary += f", from {result.init_from['path']}"
     say(summary + ")")

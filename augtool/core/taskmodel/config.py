@@ -63,6 +63,14 @@ class TrainConfig:
             "(0: never stop early)."
         },
     )
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "Continue from a saved task model (an `augtool train` folder, or an "
+            "`invmix refine` folder's theta*): its encoder and head are the starting "
+            "weights, and its labels must cover the data's."
+        },
+    )
     seed: int = field(default=42, metadata={"help": "Random seed (same seed, same model)."})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps."})
     dtype: str = field(
@@ -98,3 +106,8 @@ class TrainConfig:
         )
         check(self.patience >= 0, "patience", f"must be >= 0 (got {self.patience})")
         check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+        check(
+            self.init_from is None or bool(str(self.init_from).strip()),
+            "init_from",
+            "must name a model folder",
+        )

@@ -11,8 +11,10 @@ A saved model is a folder::
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,14 @@ from torch import nn
 
 from augtool.core.encoders import TorchEncoder, load_encoder
 from augtool.core.encoders.base import Progress
-from augtool.errors import ModelError
+from augtool.errors import ModelError, OptionError
 
 MODEL_FILE = "augtool_model.json"
 HEAD_FILE = "head.safetensors"
 ENCODER_DIR = "encoder"
 FORMAT_VERSION = 1
+#: An ``invmix`` model folder; after ``invmix refine`` its ``task_model`` names theta*.
+INVERSION_FILE = "inversion.json"
 
 
 class ClassifierHead(nn.Module):
@@ -194,6 +198,92 @@ class TaskModel:
         model.head.load_state_dict(load_file(str(head_path), device=str(model.device)))
         model.head.eval()
         return model
+
+
+@dataclass(frozen=True)
+class InitModel:
+    """A saved task model that training continues from (``--init-from``)."""
+
+    given: Path
+    folder: Path
+    labels: list[str]
+    fingerprint: str
+    encoder_saved: bool
+
+    def describe(self) -> dict[str, Any]:
+        """What outputs' meta records about the starting point."""
+        return {
+            "path": str(self.given),
+            "task_model": str(self.folder),
+            "labels": self.labels,
+            "sha256": self.fingerprint,
+        }
+
+    def require_labels(self, data_labels: Iterable[str], option: str = "init_from") -> None:
+        """Fail in one line when the data has labels the model's head has no output for."""
+        unknown = sorted(set(data_labels) - set(self.labels))
+        if unknown:
+            raise OptionError(
+                option,
+                f"{self.given}: the training data has label(s) {', '.join(unknown)} that this "
+                f"model does not know (its labels: {', '.join(self.labels)})",
+            )
+
+
+def resolve_init_model(path: str | Path, option: str = "init_from") -> InitModel:
+    """Check a ``--init-from`` folder without loading it: a task-model folder, or an
+    ``invmix refine`` folder (whose ``task_model/`` is theta*). Missing or damaged folders
+    are one-line errors."""
+    given = Path(path)
+    if not given.is_dir():
+        raise OptionError(option, f"{given}: no such model folder")
+    folder = given
+    if not (given / MODEL_FILE).is_file() and (given / INVERSION_FILE).is_file():
+        try:
+            inner = json.loads((given / INVERSION_FILE).read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise OptionError(option, f"{given / INVERSION_FILE}: unreadable ({exc})") from exc
+        if not isinstance(inner, dict) or not inner.get("task_model"):
+            raise OptionError(
+                option,
+                f"{given}: an invmix stage-1 adaptor has no task model; use the output of "
+                "`augtool invmix refine`",
+            )
+        folder = given / str(inner["task_model"])
+    config_path = folder / MODEL_FILE
+    if not config_path.is_file():
+        raise OptionError(
+            option, f"{folder}: not a task model folder (no {MODEL_FILE}; see `augtool train`)"
+        )
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        labels = config["labels"]
+        encoder_info = config["encoder"]
+        head = config["head"]
+        int(head["hidden"]), float(head["dropout"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OptionError(option, f"{config_path}: unreadable model config ({exc})") from exc
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels) or not labels:
+        raise OptionError(option, f'{config_path}: "labels" must be a list of label names')
+    if config.get("format", 0) > FORMAT_VERSION:
+        raise OptionError(option, f"{config_path}: written by a newer augtool; please upgrade")
+    files = [config_path, folder / HEAD_FILE]
+    if not files[1].is_file():
+        raise OptionError(option, f"{folder}: {HEAD_FILE} is missing")
+    local = encoder_info.get("path") if isinstance(encoder_info, dict) else None
+    if local:
+        encoder_dir = folder / str(local)
+        weights = sorted(p for p in encoder_dir.rglob("*") if p.is_file())
+        if not any(p.suffix in (".safetensors", ".bin") for p in weights):
+            raise OptionError(option, f"{encoder_dir}: the saved encoder has no weights")
+        files.extend(weights)
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.relative_to(folder)).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return InitModel(given, folder, list(labels), digest.hexdigest(), bool(local))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -27,12 +27,12 @@ from augtool.core.progress import SILENT, Reporter
 from augtool.core.seed import set_seed
 from augtool.core.taskmodel.config import TrainConfig
 from augtool.core.taskmodel.evaluate import classification_metrics
-from augtool.core.taskmodel.model import MODEL_FILE, TaskModel
+from augtool.core.taskmodel.model import MODEL_FILE, InitModel, TaskModel, resolve_init_model
 from augtool.data.provenance import config_dict, run_key
 from augtool.data.records import Record, labels_of
 from augtool.data.sampling import train_dev_split
 from augtool.data.writer import check_output_folder, publish_folder
-from augtool.errors import AugtoolError
+from augtool.errors import AugtoolError, OptionError
 
 CHECKPOINT_DIR = "checkpoint"
 EpochHook = Callable[[int, dict[str, Any]], None]
@@ -49,6 +49,7 @@ class TrainResult:
     resumed_epochs: int = 0
     train_size: int = 0
     dev_size: int = 0
+    init_from: dict[str, Any] | None = None
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -65,11 +66,70 @@ def mixup(
     return mixed, mixed_targets
 
 
-def _dataset_key(train: list[Record], dev: list[Record] | None, config: TrainConfig) -> str:
+def _dataset_key(
+    train: list[Record], dev: list[Record] | None, config: TrainConfig, init: str | None = None
+) -> str:
     def rows(records: list[Record] | None) -> list[Any]:
         return [(r.id, r.text, r.label, r.label_dist) for r in records or []]
 
-    return run_key("train", config_dict(config), rows(train), rows(dev))
+    return run_key("train", config_dict(config), rows(train), rows(dev), init)
+
+
+def build_task_model(
+    config: TrainConfig, labels: list[str], init: InitModel | None = None
+) -> tuple[TaskModel, bool]:
+    """The model training starts from, and whether its folder must copy the encoder.
+
+    Without ``init`` it is ``config.encoder`` with a fresh head over ``labels``. With it
+    (``--init-from``), the saved model's encoder and head weights, its head shape and its
+    label order (a superset of ``labels``); ``--encoder``, ``--pooling``,
+    ``--head-hidden`` and ``--dropout`` then do not apply.
+    """
+    if init is not None:
+        try:
+            model = TaskModel.load(
+                init.folder, device=config.device, batch_size=max(config.batch_size, 32)
+            )
+        except AugtoolError as exc:
+            raise OptionError("init_from", f"{init.given}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - damaged weights: say so in one line
+            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise OptionError("init_from", f"{init.given}: cannot load it ({reason})") from exc
+        model.encoder_spec = {
+            k: v for k, v in model.encoder_spec.items() if k not in ("path", "fingerprint")
+        }
+        model.train_config = config_dict(config)
+        # A fine-tuned encoder lives in the init folder: copy it even when frozen now.
+        return model, init.encoder_saved or not config.freeze_encoder
+    encoder = load_encoder(
+        config.encoder,
+        device=config.device,
+        dtype="float32",
+        batch_size=max(config.batch_size, 32),
+        max_length=config.max_length,
+        pooling=config.pooling,
+    )
+    if not isinstance(encoder, TorchEncoder):
+        raise AugtoolError(
+            f"--encoder {config.encoder}: backend {encoder.backend!r} cannot be trained"
+        )
+    encoder.load()
+    encoder_spec = {
+        "name": encoder.name,
+        "backend": encoder.backend,
+        "max_length": config.max_length,
+    }
+    if getattr(encoder, "pooling", None):
+        encoder_spec["pooling"] = encoder.pooling
+    model = TaskModel(
+        encoder,
+        labels,
+        head_hidden=config.head_hidden,
+        dropout=config.dropout,
+        encoder_spec=encoder_spec,
+        train_config=config_dict(config),
+    )
+    return model, not config.freeze_encoder
 
 
 class _Checkpointer:
@@ -165,7 +225,10 @@ def train_task_model(
     if dev is None and config.dev_fraction > 0:
         train, dev = train_dev_split(train, config.dev_fraction, config.seed)
     labels = labels_of(train)
-    if len(labels) < 2:
+    init = resolve_init_model(config.init_from) if config.init_from else None
+    if init is not None:
+        init.require_labels(labels)
+    if len(init.labels if init else labels) < 2:
         raise AugtoolError(
             f"training needs at least two labels, found {len(labels)}: "
             f"{', '.join(labels) or 'none'}"
@@ -175,7 +238,7 @@ def train_task_model(
         raise AugtoolError(f'record "{unlabelled[0]}" has no label; training needs labels')
 
     staging = output.with_name(output.name + ".partial")
-    key = _dataset_key(train, dev, config)
+    key = _dataset_key(train, dev, config, init.fingerprint if init else None)
     checkpointer = _Checkpointer(staging, key)
     progress_state = checkpointer.load_progress()
     if progress_state is None and staging.exists():
@@ -183,35 +246,10 @@ def train_task_model(
     staging.mkdir(parents=True, exist_ok=True)
 
     set_seed(config.seed)
-    encoder = load_encoder(
-        config.encoder,
-        device=config.device,
-        dtype="float32",
-        batch_size=max(config.batch_size, 32),
-        max_length=config.max_length,
-        pooling=config.pooling,
-    )
-    if not isinstance(encoder, TorchEncoder):
-        raise AugtoolError(
-            f"--encoder {config.encoder}: backend {encoder.backend!r} cannot be trained"
-        )
-    encoder.load()
+    model, save_encoder = build_task_model(config, labels, init)
+    encoder = model.encoder
     device = encoder.device
-    encoder_spec = {
-        "name": encoder.name,
-        "backend": encoder.backend,
-        "max_length": config.max_length,
-    }
-    if getattr(encoder, "pooling", None):
-        encoder_spec["pooling"] = encoder.pooling
-    model = TaskModel(
-        encoder,
-        labels,
-        head_hidden=config.head_hidden,
-        dropout=config.dropout,
-        encoder_spec=encoder_spec,
-        train_config=config_dict(config),
-    )
+    labels = model.labels
     trainable = not config.freeze_encoder
     modules: dict[str, nn.Module] = {"head": model.head}
     if trainable:
@@ -330,7 +368,7 @@ def train_task_model(
     model.head.eval()
     encoder.module.eval()
     shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
-    model.save(staging, encoder_trained=trainable)
+    model.save(staging, encoder_trained=save_encoder)
     with (staging / "train_log.jsonl").open("w", encoding="utf-8") as handle:
         for record in history:
             handle.write(json.dumps(record) + "\n")
@@ -345,6 +383,7 @@ def train_task_model(
         resumed_epochs=resumed_epochs,
         train_size=len(train),
         dev_size=len(dev or []),
+        init_from=init.describe() if init else None,
     )
 
 
