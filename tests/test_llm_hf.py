@@ -101,7 +101,16 @@ def test_cli_commands_end_to_end(tiny_llama: Path, tmp_path: Path) -> None:
     assert (tmp_path / "again.jsonl").read_text() == out.read_text()
 
     result = run_cli(
-        "llm", "generate", train, "-o", tmp_path / "gen.jsonl", *llm, "--per-label", 2, "--shots", 1
+        "llm",
+        "generate",
+        train,
+        "-o",
+        tmp_path / "gen.jsonl",
+        *llm,
+        "--per-label",
+        2,
+        "--topic",
+        "support",
     )
     assert result.exit_code == 0, result.stderr
     assert len(read_jsonl(tmp_path / "gen.jsonl")) == 8
@@ -121,6 +130,7 @@ def _train_to_answer(model_dir: Path, answer: str, steps: int = 60) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from augtool.core.generation.labels import label_set_from
+    from augtool.core.generation.prompts import LLM_LABEL
     from augtool.data import Record
     from augtool.methods.llm_baselines import label_prompt
 
@@ -130,7 +140,7 @@ def _train_to_answer(model_dir: Path, answer: str, steps: int = 60) -> None:
     texts = [row["text"] for row in read_jsonl(EXAMPLES / "intents-train.jsonl")]
     chats = [
         tokenizer.apply_chat_template(
-            label_prompt(Record(id="x", text=t), labels)
+            label_prompt(Record(id="x", text=t), labels, LLM_LABEL)
             + [{"role": "assistant", "content": answer}],
             tokenize=False,
         )
@@ -243,6 +253,12 @@ def test_llm_bad_input(tiny_llama: Path, tmp_path: Path) -> None:
     )
     labels = tmp_path / "l.json"
     labels.write_text('["a", "b"]')
+    assert_one_line_error(
+        run_cli("llm", "label", train, "-o", out, "--llm", f"hf:{tiny_llama}", "--labels", labels),
+        "--labels",
+        "the data has label(s) account, billing, shipping, technical",
+    )
+    labels.write_text('["billing", "shipping", "account", "technical"]')
     assert_one_line_error(
         run_cli(
             "llm",

@@ -44,15 +44,28 @@ def test_rewrite_writes_rows_with_provenance(stub, data: Path, tmp_path: Path) -
     rows = read_jsonl(out)
     assert [r["id"] for r in rows][:2] == ["r0-rew0", "r0-rew1"]
     assert len(rows) == 12 and {r["label"] for r in rows} == {"a", "b"}
-    assert rows[0]["text"].startswith("reply: Rewrite the following text")
+    # the paper's LLM-Rew prompt (inversedMixup A.2), filled with the row's label and text
+    assert rows[0]["text"] == (
+        'reply: Please provide a clear and concise rewrite of this b sentence: "message number 0"'
+    )
+    sent = [r["body"]["messages"] for r in stub.requests]
+    assert all(len(messages) == 1 for messages in sent)  # the paper's prompt has no system
+    assert [
+        {
+            "role": "user",
+            "content": 'Please provide a clear and concise rewrite of this b sentence: "message '
+            'number 0"\nRewritten version:',
+        }
+    ] in sent
     aug = rows[0]["aug"]
     assert aug["method"] == "llm-rew" and aug["parents"] == ["r0"]
-    assert aug["prompt_id"] == "invmix.llm-rew" and aug["llm"] == "openai:stub-model"
+    assert aug["prompt_id"] == "invmix.a2.llm-rew" and aug["llm"] == "openai:stub-model"
     assert aug["params"]["temperature"] == 0.7 and isinstance(aug["seed"], int)
     seeds = {request["body"]["seed"] for request in stub.requests}
     assert len(seeds) == 12  # every request has its own seed
     meta = json.loads((tmp_path / "rew.jsonl.meta.json").read_text())
-    assert meta["counts"]["requests"] == 12 and meta["prompt"]["id"] == "invmix.llm-rew"
+    assert meta["counts"]["requests"] == 12 and meta["prompt"]["id"] == "invmix.a2.llm-rew"
+    assert meta["prompt"]["verbatim"] is True and "A.2" in meta["prompt"]["source"]
 
 
 def test_429_with_retry_after_and_500_are_retried(stub, data: Path, tmp_path: Path) -> None:
@@ -124,7 +137,9 @@ def test_dry_run_makes_no_call_and_writes_nothing(stub, data: Path, tmp_path: Pa
     result = run_cli("llm", "rewrite", data, "-o", out, "--dry-run", *llm_args(stub, "--n", 3))
     assert result.exit_code == 0, result.stderr
     assert "requests to send" in result.stdout and "18" in result.stdout
-    assert "prompt tokens" in result.stdout and "Rewrite the following text" in result.stdout
+    assert (
+        "prompt tokens" in result.stdout and "Please provide a clear and concise" in result.stdout
+    )
     assert chat_requests(stub) == 0 and not out.exists()
 
 
@@ -242,7 +257,11 @@ def test_label_parses_replies_and_records_unparsable_ones(stub, tmp_path: Path) 
         ],
     )
     labels = tmp_path / "labels.json"
-    labels.write_text(json.dumps({"billing": "payments", "shipping": {"aliases": ["delivery"]}}))
+    labels.write_text(
+        json.dumps(
+            {"billing": "payments", "shipping": {"text": "Shipping", "aliases": ["delivery"]}}
+        )
+    )
     stub.script(Reply("Delivery."), when="parcel late")
     stub.script(Reply("  BILLING "), when="card charged")
     stub.script(Reply("no idea, maybe weather"), when="???")
@@ -257,7 +276,13 @@ def test_label_parses_replies_and_records_unparsable_ones(stub, tmp_path: Path) 
     assert "label" not in third and third["llm_label"]["status"] == "unparsed"
     assert third["llm_label"]["reply"] == "no idea, maybe weather"
     prompt = stub.requests[0]["body"]["messages"][-1]["content"]
-    assert "- billing: payments" in prompt and "parcel late" in prompt
+    # inversedMixup A.3, with each label's description as the appendix lists them
+    assert prompt == (
+        "Classify the following sentence into one of the labels below.\n\n"
+        'Sentence: "parcel late"\n\n'
+        'Labels: "billing": "payments",\n"Shipping"\n\n'
+        "Respond with only the label name exactly as given above.\n\nAnswer:"
+    )
 
 
 def test_mix_and_generate_rows(stub, data: Path, tmp_path: Path) -> None:
@@ -267,19 +292,114 @@ def test_mix_and_generate_rows(stub, data: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.stderr
     for row in read_jsonl(mixed):
+        # the paper's prompt names no ratio: each parent's label gets half
+        assert row["label_dist"] == {"a": 0.5, "b": 0.5} and row["aug"]["lambda"] == 0.5
+        assert len(row["aug"]["parents"]) == 2
+        first, second = (next(r for r in ROWS if r["id"] == p) for p in row["aug"]["parents"])
+        sent = [r["body"]["messages"][-1]["content"] for r in stub.requests]
+        assert (
+            "Mix the two sentences into one sentence:\n\n"
+            f"sentence1: {first['text']}\n\nsentence2: {second['text']}\n\n"
+            "The mixed sentence is:"
+        ) in sent
+    styled = tmp_path / "mix-augtool.jsonl"
+    result = run_cli(
+        "llm",
+        "mix",
+        data,
+        "-o",
+        styled,
+        *llm_args(stub, "--pairs", 5, "--pair-mode", "inter-class", "--prompt-style", "augtool"),
+    )
+    assert result.exit_code == 0, result.stderr
+    lambdas = set()
+    for row in read_jsonl(styled):
         assert set(row["label_dist"]) == {"a", "b"}
         assert abs(sum(row["label_dist"].values()) - 1) < 1e-5
         assert row["label"] == max(row["label_dist"], key=row["label_dist"].get)
         lam = row["aug"]["lambda"]
-        assert 0 <= lam <= 1 and len(row["aug"]["parents"]) == 2
+        lambdas.add(lam)
+        assert 0 <= lam <= 1 and row["aug"]["prompt_id"] == "augtool.llm-mix"
         first_parent = next(r for r in ROWS if r["id"] == row["aug"]["parents"][0])
         assert abs(row["label_dist"][first_parent["label"]] - lam) < 1e-5
+        assert row["text"].startswith("reply: Write one new text that blends")
+    assert len(lambdas) == 5  # drawn from Beta(alpha, alpha) per row
+
     generated = tmp_path / "gen.jsonl"
     result = run_cli(
-        "llm", "generate", data, "-o", generated, *llm_args(stub, "--per-label", 3, "--shots", 2)
+        "llm",
+        "generate",
+        data,
+        "-o",
+        generated,
+        *llm_args(stub, "--per-label", 3, "--topic", "chat,email", "--seed", 2),
     )
     assert result.exit_code == 0, result.stderr
     rows = read_jsonl(generated)
     assert [r["id"] for r in rows][:3] == ["llm-gen-a-0", "llm-gen-a-1", "llm-gen-a-2"]
     assert {r["label"] for r in rows} == {"a", "b"} and len(rows) == 6
-    assert all(len(r["aug"]["parents"]) == 2 for r in rows)
+    # the paper's zero-shot LLM-Gen prompt: no examples shown, so no parents
+    for row in rows:
+        assert row["aug"]["parents"] == [] and row["aug"]["topic"] in {"chat", "email"}
+        assert row["text"] == (
+            f"reply: Write a {row['label']} {row['aug']['topic']} sentence. Output only the "
+            "sentence, nothing else."
+        )
+    assert {r["aug"]["topic"] for r in rows} == {"chat", "email"}
+
+    few_shot = tmp_path / "gen-augtool.jsonl"
+    result = run_cli(
+        "llm",
+        "generate",
+        data,
+        "-o",
+        few_shot,
+        *llm_args(stub, "--per-label", 3, "--shots", 2, "--prompt-style", "augtool"),
+    )
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(few_shot)
+    assert len(rows) == 6 and all(len(r["aug"]["parents"]) == 2 for r in rows)
+
+
+def test_generate_needs_a_topic_for_the_papers_prompt(stub, data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gen.jsonl"
+    result = run_cli("llm", "generate", data, "-o", out, *llm_args(stub))
+    assert_one_line_error(result, "--topic: is needed by the paper's LLM-Gen prompt")
+    assert chat_requests(stub) == 0 and not out.exists()
+
+
+def test_prompt_file_placeholders_and_label_files_are_checked_first(
+    stub, data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    no_texts = tmp_path / "mix.txt"
+    no_texts.write_text("Blend {text1} with something.")
+    result = run_cli("llm", "mix", data, "-o", out, *llm_args(stub, "--prompt-file", no_texts))
+    assert_one_line_error(result, "must use {text1} and {text2} or {text_a} and {text_b}")
+    unknown = tmp_path / "label.txt"
+    unknown.write_text("Label {text} as one of {labels}")
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps(["a", "b"]))
+    result = run_cli(
+        "llm",
+        "label",
+        data,
+        "-o",
+        out,
+        "--labels",
+        labels,
+        *llm_args(stub, "--prompt-file", unknown),
+    )
+    assert_one_line_error(result, "unknown placeholder(s) {labels}")
+    # a labels file that does not name the data's labels
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"a": "first"}))
+    result = run_cli("llm", "label", data, "-o", out, "--labels", wrong, *llm_args(stub))
+    assert_one_line_error(result, "the data has label(s) b that the labels file does not name")
+    result = run_cli(
+        "llm", "generate", data, "-o", out, "--labels", wrong, *llm_args(stub, "--topic", "x")
+    )
+    assert_one_line_error(result, "the data has label(s) b that the labels file does not name")
+    bad_style = run_cli("llm", "rewrite", data, "-o", out, *llm_args(stub, "--prompt-style", "x"))
+    assert_one_line_error(bad_style, "--prompt-style: must be one of paper, augtool")
+    assert chat_requests(stub) == 0 and not out.exists()

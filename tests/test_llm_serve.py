@@ -32,7 +32,16 @@ def test_all_llm_commands_against_transformers_serve(
     assert rows[0]["aug"]["llm"].startswith("openai:")
 
     result = run_cli(
-        "llm", "generate", train, "-o", tmp_path / "gen.jsonl", *llm, "--per-label", 1, "--shots", 1
+        "llm",
+        "generate",
+        train,
+        "-o",
+        tmp_path / "gen.jsonl",
+        *llm,
+        "--per-label",
+        1,
+        "--topic",
+        "support",
     )
     assert result.exit_code == 0, result.stderr
     assert len(read_jsonl(tmp_path / "gen.jsonl")) == 4

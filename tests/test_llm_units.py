@@ -11,7 +11,7 @@ import pytest
 from augtool.core.generation import parse_llm_spec
 from augtool.core.generation.jobs import ReplyRejected, clean_reply, derive_seed
 from augtool.core.generation.labels import LabelSet, label_set_from, load_label_set, normalize
-from augtool.core.generation.prompts import PROMPTS, load_prompt_file, placeholders_of
+from augtool.core.generation.prompts import load_prompt_file, placeholders_of
 from augtool.core.generation.retry import RateLimiter, RetryPolicy, parse_retry_after
 from augtool.core.registry import UnknownNameError
 from augtool.errors import AugtoolError, OptionError
@@ -55,16 +55,6 @@ def test_rate_limiter_spaces_request_starts() -> None:
     assert RateLimiter(0).reserve() == 0.0
 
 
-def test_builtin_prompts_render_and_declare_provenance() -> None:
-    for template in PROMPTS.values():
-        values = {name: f"<{name}>" for name in template.placeholders}
-        messages = template.render(**values)
-        assert messages[-1]["role"] == "user"
-        assert all(f"<{name}>" in "".join(m["content"] for m in messages) for name in values)
-        assert template.source and template.verbatim is False
-    assert PROMPTS["invmix.llm-mix"].placeholders >= {"text_a", "text_b", "ratio_a"}
-
-
 def test_prompt_files_are_checked_before_use(tmp_path: Path) -> None:
     text = tmp_path / "p.txt"
     text.write_text("Paraphrase {text} (label {label}). Keep {{braces}}.")
@@ -83,6 +73,10 @@ def test_prompt_files_are_checked_before_use(tmp_path: Path) -> None:
     unknown.write_text("Rewrite {sentence} as {style}")
     with pytest.raises(OptionError, match=r"unknown placeholder\(s\) \{sentence\}, \{style\}"):
         load_prompt_file(unknown, template_id="x", available={"text", "label"})
+    no_text = tmp_path / "no-text.txt"
+    no_text.write_text("Write something labelled {label}")
+    with pytest.raises(OptionError, match=r"must use the placeholder\(s\) \{text\}"):
+        load_prompt_file(no_text, template_id="x", available={"text", "label"}, required={"text"})
     positional = tmp_path / "pos.txt"
     positional.write_text("Rewrite {}")
     with pytest.raises(AugtoolError, match="must be a name"):

@@ -80,7 +80,8 @@ def generate(
     skip_invalid: SkipInvalidOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """LLM-Gen: --per-label new rows per label, each prompted with --shots examples."""
+    """LLM-Gen: --per-label new rows per label (the paper's prompt with --topic, or
+    --prompt-style augtool with --shots examples)."""
     _run(ctx, "generate", GenerateConfig, file, output, dry_run, overwrite, skip_invalid, config)
 
 
@@ -96,7 +97,7 @@ def mix(
     skip_invalid: SkipInvalidOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """LLM-Mix: --pairs rows blending two inputs with ratio lambda; soft labels."""
+    """LLM-Mix: --pairs rows fusing two inputs into one; soft labels."""
     _run(ctx, "mix", MixConfig, file, output, dry_run, overwrite, skip_invalid, config)
 
 
@@ -130,7 +131,6 @@ def _run(
     from augtool.core.generation import RequestBudget, RequestBudgetExhausted, load_llm
     from augtool.core.generation.jobs import JobSummary, estimate, run_tasks, write_failures
     from augtool.core.generation.labels import load_label_set
-    from augtool.core.generation.prompts import load_prompt_file
     from augtool.data import FieldMap, JsonlWriter, build_meta, prepare_output, run_key, write_meta
     from augtool.data.jsonl import check_input_file
     from augtool.data.provenance import config_dict, file_fingerprint
@@ -139,11 +139,7 @@ def _run(
 
     started = time.time()
     settings = make_config(ctx, cls, config_file)
-    template = methods.DEFAULT_TEMPLATES[kind]
-    if settings.prompt_file:
-        template = load_prompt_file(
-            settings.prompt_file, template_id=template.id, available=methods.PLACEHOLDERS[kind]
-        )
+    template = settings.template()
     label_set = None
     if getattr(settings, "labels", None):
         label_set = load_label_set(settings.labels)
@@ -157,6 +153,8 @@ def _run(
         require_label=kind != "label",
         skip_invalid=skip_invalid,
     )
+    if label_set is not None:
+        label_set.require((r.label for r in records), settings.labels)
     llm = load_llm(settings.llm, **settings.backend_options())
     scoring = getattr(settings, "scoring", None)
     if scoring == "auto":
@@ -245,15 +243,7 @@ def _run(
         models={"llm": llm.identity()},
         counts=summary.as_dict(),
         started=started,
-        extra={
-            "prompt": {
-                "id": template.id,
-                "source": template.source,
-                "verbatim": template.verbatim,
-                "system": template.system,
-                "user": template.user,
-            }
-        },
+        extra={"prompt": template.describe()},
     )
     write_meta(output, meta)
     report_rejects(output, rejects)

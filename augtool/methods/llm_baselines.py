@@ -11,7 +11,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from augtool.core.config import check
 from augtool.core.device import DTYPES
@@ -23,14 +23,19 @@ from augtool.core.generation.jobs import (
     clean_reply,
     derive_seed,
 )
-from augtool.core.generation.labels import LabelSet
+from augtool.core.generation.labels import LabelSet, load_label_set
 from augtool.core.generation.params import GenerationParams
-from augtool.core.generation.prompts import LLM_GEN, LLM_LABEL, LLM_MIX, LLM_REW, PromptTemplate
+from augtool.core.generation.prompts import (
+    PROMPT_STYLES,
+    PromptTemplate,
+    builtin,
+    load_prompt_file,
+)
 from augtool.core.progress import SILENT, Reporter
 from augtool.data.provenance import make_aug
 from augtool.data.records import Record, labels_of
 from augtool.data.writer import JsonlWriter
-from augtool.errors import AugtoolError
+from augtool.errors import AugtoolError, OptionError
 
 PAIR_MODES = ("any", "inter-class", "intra-class")
 
@@ -89,6 +94,13 @@ class LLMConfig:
             "YAML with 'user' and 'system'; placeholders are checked first."
         },
     )
+    prompt_style: str = field(
+        default="paper",
+        metadata={
+            "help": "Built-in prompt: paper (inversedMixup appendix A.2/A.3, verbatim) or "
+            "augtool (augtool's own wording)."
+        },
+    )
     max_requests: int | None = field(
         default=None,
         metadata={
@@ -114,6 +126,29 @@ class LLMConfig:
             "max_requests",
             "must be at least 1",
         )
+        check(
+            self.prompt_style in PROMPT_STYLES,
+            "prompt_style",
+            f"must be one of {', '.join(PROMPT_STYLES)}",
+        )
+
+    #: The prompt step this command runs (``prompts.STEPS``); set by each command.
+    step: ClassVar[str] = ""
+
+    def template(self) -> PromptTemplate:
+        """The prompt this run sends: ``--prompt-file`` (checked) or the built-in one of
+        ``--prompt-style``."""
+        if not self.prompt_file:
+            return builtin(self.step, self.prompt_style)
+        default = builtin(self.step, self.prompt_style)
+        template = load_prompt_file(
+            self.prompt_file,
+            template_id=default.id,
+            available=PLACEHOLDERS[self.step],
+            required=REQUIRED.get(self.step, frozenset()),
+        )
+        _require_one_of(template, ALTERNATIVES.get(self.step, ()), self.prompt_file)
+        return template
 
     def params(self) -> GenerationParams:
         return GenerationParams(self.max_new_tokens, self.temperature, self.top_p)
@@ -128,6 +163,7 @@ class LLMConfig:
 class RewriteConfig(LLMConfig):
     """LLM-Rew: rewrite each labelled row, keeping its label."""
 
+    step: ClassVar[str] = "llm.rewrite"
     n: int = field(default=1, metadata={"help": "Rewrites per input row."})
 
     def __post_init__(self) -> None:
@@ -137,15 +173,28 @@ class RewriteConfig(LLMConfig):
 
 @dataclass
 class GenerateConfig(LLMConfig):
-    """LLM-Gen: new rows for each label from a few examples of it."""
+    """LLM-Gen: new rows for each label (the paper's zero-shot prompt with a topic, or
+    augtool's few-shot prompt)."""
 
+    step: ClassVar[str] = "llm.generate"
     per_label: int = field(default=10, metadata={"help": "New rows per label."})
-    shots: int = field(default=3, metadata={"help": "Examples of the label shown per prompt."})
+    topic: str | None = field(
+        default=None,
+        metadata={
+            "help": "The {topic} of the paper's LLM-Gen prompt ('Write a {label} {topic} "
+            "sentence.'), e.g. news or question; several separated by commas are drawn "
+            "one per row (seeded)."
+        },
+    )
+    shots: int = field(
+        default=3,
+        metadata={"help": "Examples of the label shown per prompt ({examples}; augtool style)."},
+    )
     labels: str | None = field(
         default=None,
         metadata={
-            "help": "Labels file (JSON/YAML list, or mapping to descriptions) to add "
-            "label descriptions; default: the labels of the input."
+            "help": "Labels file (JSON/YAML list, or mapping to descriptions) for the label "
+            "texts and descriptions shown; default: the labels of the input."
         },
     )
 
@@ -153,15 +202,36 @@ class GenerateConfig(LLMConfig):
         super().__post_init__()
         check(self.per_label >= 1, "per_label", "must be at least 1")
         check(self.shots >= 1, "shots", "must be at least 1")
+        check(
+            self.topic is None or bool(self.topics()),
+            "topic",
+            "must name at least one topic",
+        )
+        check(
+            self.topic is not None or self.prompt_style != "paper" or bool(self.prompt_file),
+            "topic",
+            "is needed by the paper's LLM-Gen prompt ('Write a {label} {topic} sentence.'), "
+            "e.g. --topic news; or use --prompt-style augtool",
+        )
+
+    def topics(self) -> list[str]:
+        """The topics to draw from (empty when none was given)."""
+        return [t.strip() for t in (self.topic or "").split(",") if t.strip()]
 
 
 @dataclass
 class MixConfig(LLMConfig):
-    """LLM-Mix: blend two rows with ratio lambda ~ Beta(alpha, alpha); soft label."""
+    """LLM-Mix: fuse two rows into one (the paper's prompt; equal soft label), or blend
+    them with ratio lambda ~ Beta(alpha, alpha) told to the LLM (augtool style)."""
 
+    step: ClassVar[str] = "llm.mix"
     pairs: int = field(default=100, metadata={"help": "How many mixed rows to make."})
     alpha: float = field(
-        default=0.4, metadata={"help": "Mixing ratio lambda ~ Beta(alpha, alpha)."}
+        default=0.4,
+        metadata={
+            "help": "Mixing ratio lambda ~ Beta(alpha, alpha), for prompts that name the "
+            "ratio ({ratio_a}, {ratio_b}); the paper's prompt names none (lambda = 0.5)."
+        },
     )
     pair_mode: str = field(
         default="any",
@@ -179,11 +249,13 @@ class MixConfig(LLMConfig):
 class LabelConfig(LLMConfig):
     """LLM labelling: one label per row from a given label set."""
 
+    step: ClassVar[str] = "llm.label"
     labels: str = field(
         default="",
         metadata={
             "help": "Labels file: a JSON/YAML list of names, or a mapping of name to "
-            "description (or to {description, aliases})."
+            "description (or to {text, description, aliases}); examples/labels/ has the "
+            "paper's."
         },
     )
     scoring: str = field(
@@ -225,9 +297,10 @@ def _rewrite_row(
 
 
 def rewrite_tasks(
-    records: list[Record], config: RewriteConfig, template: PromptTemplate = LLM_REW
+    records: list[Record], config: RewriteConfig, template: PromptTemplate | None = None
 ) -> list[Task]:
     """``n`` rewrites of every row; each keeps its parent's label."""
+    template = template or config.template()
     tasks = []
     for record in records:
         if record.label is None:
@@ -267,33 +340,48 @@ def _new_row(
 def generate_tasks(
     records: list[Record],
     config: GenerateConfig,
-    label_set: LabelSet | None,
-    template: PromptTemplate = LLM_GEN,
+    label_set: LabelSet | None = None,
+    template: PromptTemplate | None = None,
 ) -> list[Task]:
-    """``per_label`` new rows per label, each prompted with ``shots`` examples of it."""
+    """``per_label`` new rows per label: the paper's zero-shot prompt (a label and a
+    topic), or a prompt showing ``shots`` examples of the label (``{examples}``)."""
+    template = template or config.template()
+    if label_set is None and config.labels:
+        label_set = load_label_set(config.labels)
     by_label: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         if record.label is not None:
             by_label[record.label].append(record)
+    if label_set is not None:
+        label_set.require(by_label, config.labels or "labels file")
     labels = label_set.names if label_set else labels_of(records)
+    shows_examples = "examples" in template.placeholders
     missing = [label for label in labels if not by_label.get(label)]
-    if missing:
+    if missing and shows_examples:
         raise AugtoolError(
             f"no input rows with label(s) {', '.join(missing)}; "
-            "llm generate needs examples of every label"
+            "this prompt shows examples of every label"
         )
+    topics = config.topics()
     tasks = []
     for label in labels:
-        pool = by_label[label]
+        pool = by_label.get(label, [])
         description = label_set.description(label) if label_set else ""
+        shown = label_set.text_of(label) if label_set else label
         for index in range(config.per_label):
             seed = derive_seed(config.seed, "gen", label, index)
-            shots = random.Random(seed).sample(pool, min(config.shots, len(pool)))
+            rng = random.Random(seed)
+            shots = rng.sample(pool, min(config.shots, len(pool))) if shows_examples else []
+            topic = rng.choice(topics) if topics else ""
             parents = tuple(r.id for r in shots)
             key = f"llm-gen-{label}-{index}"
-            aug = make_aug("llm-gen", list(parents), prompt_id=template.id, **_model_info(config))
+            extra = {"topic": topic} if topic else {}
+            aug = make_aug(
+                "llm-gen", list(parents), prompt_id=template.id, **extra, **_model_info(config)
+            )
             prompt = template.render(
-                label=label,
+                label=shown,
+                topic=topic,
                 description=f" ({description})" if description else "",
                 examples="\n".join(f"- {r.text}" for r in shots),
             )
@@ -311,20 +399,27 @@ def _pick_pair(rng: random.Random, records: list[Record], mode: str) -> tuple[Re
 
 
 def mix_tasks(
-    records: list[Record], config: MixConfig, template: PromptTemplate = LLM_MIX
+    records: list[Record], config: MixConfig, template: PromptTemplate | None = None
 ) -> list[Task]:
-    """``pairs`` mixed rows, each with ``label_dist = {y_a: lambda, y_b: 1 - lambda}``."""
+    """``pairs`` mixed rows, each with ``label_dist = {y_a: lambda, y_b: 1 - lambda}``.
+
+    The paper's prompt asks for a fusion of the two sentences and names no ratio, so
+    lambda is 0.5; a prompt that names the ratio (``{ratio_a}``/``{ratio_b}``, augtool's
+    style) draws lambda ~ Beta(alpha, alpha) per row and tells it to the LLM.
+    """
+    template = template or config.template()
     labelled = [r for r in records if r.label is not None]
     if len(labelled) < 2:
         raise AugtoolError("llm mix needs at least two labelled rows")
     if config.pair_mode == "inter-class" and len({r.label for r in labelled}) < 2:
         raise AugtoolError("--pair-mode inter-class needs at least two labels in the input")
+    names_ratio = bool(template.placeholders & {"ratio_a", "ratio_b"})
     tasks = []
     for index in range(config.pairs):
         seed = derive_seed(config.seed, "mix", index)
         rng = random.Random(seed)
         first, second = _pick_pair(rng, labelled, config.pair_mode)
-        lam = rng.betavariate(config.alpha, config.alpha)
+        lam = rng.betavariate(config.alpha, config.alpha) if names_ratio else 0.5
         dist: dict[str, float] = defaultdict(float)
         dist[str(first.label)] += lam
         dist[str(second.label)] += 1 - lam
@@ -338,6 +433,8 @@ def mix_tasks(
             **_model_info(config),
         )
         prompt = template.render(
+            text1=first.text,
+            text2=second.text,
             text_a=first.text,
             text_b=second.text,
             label_a=first.label,
@@ -352,9 +449,15 @@ def mix_tasks(
 
 
 def label_prompt(
-    record: Record, label_set: LabelSet, template: PromptTemplate = LLM_LABEL
+    record: Record, label_set: LabelSet, template: PromptTemplate
 ) -> list[dict[str, str]]:
-    return template.render(text=record.text, label_descriptions=label_set.describe())
+    """The labelling prompt of one row (every label placeholder a template may use)."""
+    return template.render(
+        text=record.text,
+        label_list=label_set.label_list(),
+        label_map=label_set.label_map(),
+        label_descriptions=label_set.describe(),
+    )
 
 
 def labelled_row(record: Record, label: str | None, info: dict[str, Any]) -> Record:
@@ -387,10 +490,11 @@ def parse_label_tasks(
     records: list[Record],
     config: LabelConfig,
     label_set: LabelSet,
-    template: PromptTemplate = LLM_LABEL,
+    template: PromptTemplate | None = None,
 ) -> list[Task]:
     """openai: path: ask for the label and parse the reply; unparsable replies are kept
     unlabelled with ``llm_label.status = "unparsed"``, never mapped to a guess."""
+    template = template or config.template()
     info = {"method": "parse", "prompt_id": template.id, "llm": config.llm}
     return [
         Task(
@@ -404,13 +508,34 @@ def parse_label_tasks(
     ]
 
 
-PLACEHOLDERS = {
-    "rewrite": {"text", "label"},
-    "generate": {"label", "description", "examples"},
-    "mix": {"text_a", "text_b", "label_a", "label_b", "ratio_a", "ratio_b"},
-    "label": {"text", "label_descriptions"},
+#: Placeholders each step can fill (a prompt file may use any of them).
+PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "llm.rewrite": frozenset({"text", "label"}),
+    "llm.generate": frozenset({"label", "topic", "description", "examples"}),
+    "llm.mix": frozenset(
+        {"text1", "text2", "text_a", "text_b", "label_a", "label_b", "ratio_a", "ratio_b"}
+    ),
+    "llm.label": frozenset({"text", "label_list", "label_map", "label_descriptions"}),
 }
-DEFAULT_TEMPLATES = {"rewrite": LLM_REW, "generate": LLM_GEN, "mix": LLM_MIX, "label": LLM_LABEL}
+#: Placeholders a prompt file must use.
+REQUIRED: dict[str, frozenset[str]] = {
+    "llm.rewrite": frozenset({"text"}),
+    "llm.generate": frozenset({"label"}),
+    "llm.label": frozenset({"text"}),
+}
+#: Groups of which a prompt file must use one whole group (the paper's and augtool's
+#: spellings of the two texts of LLM-Mix).
+ALTERNATIVES: dict[str, tuple[frozenset[str], ...]] = {
+    "llm.mix": (frozenset({"text1", "text2"}), frozenset({"text_a", "text_b"})),
+}
+
+
+def _require_one_of(
+    template: PromptTemplate, groups: tuple[frozenset[str], ...], path: str
+) -> None:
+    if groups and not any(group <= template.placeholders for group in groups):
+        spelled = " or ".join(" and ".join("{" + n + "}" for n in sorted(g)) for g in groups)
+        raise OptionError("prompt_file", f"{path}: the prompt must use {spelled}")
 
 
 def run_loglik_labelling(
@@ -420,18 +545,21 @@ def run_loglik_labelling(
     config: LabelConfig,
     writer: JsonlWriter,
     *,
-    template: PromptTemplate = LLM_LABEL,
+    template: PromptTemplate | None = None,
     budget: RequestBudget | None = None,
     reporter: Reporter = SILENT,
     summary: JobSummary | None = None,
 ) -> JobSummary:
-    """hf: path: score every label name as the reply and take the most likely one."""
+    """hf: path: score every label's text (what the prompt shows) as the reply and take
+    the most likely one."""
+    template = template or config.template()
     summary = summary if summary is not None else JobSummary()
     summary.total = len(records)
     todo = [r for r in records if r.id not in writer.done_ids]
     summary.resumed = len(records) - len(todo)
     advance = reporter.task("scoring labels", len(records), completed=summary.resumed)
-    options = label_set.names
+    names = label_set.names
+    options = [label_set.text_of(name) for name in names]
     for start in range(0, len(todo), llm.batch_size):
         chunk = todo[start : start + llm.batch_size]
         if budget is not None:
@@ -444,11 +572,11 @@ def run_loglik_labelling(
             info = {
                 "method": "loglik",
                 "normalized": config.normalize,
-                "scores": {o: round(v, 6) for o, v in zip(options, values, strict=True)},
+                "scores": {n: round(v, 6) for n, v in zip(names, values, strict=True)},
                 "prompt_id": template.id,
                 "llm": config.llm,
             }
-            rows.append(labelled_row(record, options[best], info))
+            rows.append(labelled_row(record, names[best], info))
         writer.write(rows)
         summary.written += len(rows)
         summary.requests += len(rows)
