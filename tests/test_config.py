@@ -10,7 +10,6 @@ import typer
 from augtool.cli.app import app
 from augtool.core.config import build_config, config_fields
 from augtool.core.encoders.job import EmbedConfig
-from augtool.core.inversion.decoder_config import DecoderConfig
 from augtool.core.taskmodel.config import TrainConfig
 from augtool.errors import AugtoolError, OptionError
 from augtool.methods.backtranslation import BTConfig
@@ -29,7 +28,7 @@ from augtool.methods.lmmixup.config import (
     GRPOTrainConfig,
     SFTTrainConfig,
 )
-from augtool.methods.pinr.config import CondenseConfig, EvaluateConfig
+from augtool.methods.pinr.config import CondenseConfig, EvaluateConfig, PinrDecoderConfig
 from augtool.methods.topex.config import AugmentConfig, ExploreConfig, ScoreConfig
 
 # Options that say where data comes from / goes, not how the method behaves.
@@ -71,7 +70,7 @@ COMMANDS = [
     ("topex explore", ExploreConfig),
     ("topex score", ScoreConfig),
     ("topex augment", AugmentConfig),
-    ("pinr train-decoder", DecoderConfig),
+    ("pinr train-decoder", PinrDecoderConfig),
     ("pinr condense", CondenseConfig),
     ("pinr evaluate", EvaluateConfig),
     ("lmmixup build", BuildConfig),

@@ -215,9 +215,15 @@ def test_condense_refine_and_evaluate_through_the_cli(
     assert sorted(r["label"] for r in rows) == ["account", "billing", "shipping", "technical"]
     for row in rows:
         aug = row["aug"]
-        assert aug["method"] == "pinr" and aug["refined"] and aug["variants"] == 2
+        assert aug["method"] == "pinr" and aug["refined"] and aug["L"] == 2
+        assert (aug["K"], aug["T"]) == (1, 1)
         assert row["text"].strip() and aug["decoded"].strip()
-        assert aug["cosine"] >= aug["decoded_cosine"] - 1e-6  # refinement never moves away
+        # Algorithm 1 with T = 1: round t=0 on the decoded text, round t=1 on the K = 1
+        # kept variant; L + T*K*L = 4 requests; the output is round 1's closest variant
+        assert [r["t"] for r in aug["rounds"]] == [0, 1] and aug["requests"] == 4
+        assert [r["seeds"] for r in aug["rounds"]] == [1, 1]
+        assert aug["rounds"][0]["kept"] == [max(aug["rounds"][0]["cosines"])]
+        assert aug["cosine"] == max(aug["rounds"][1]["cosines"])
     meta = json.loads(out.with_name("pinr.jsonl.meta.json").read_text())
     assert meta["particles"]["account"]["m"] == 1 and "gmm" in meta["particles"]["account"]
     assert meta["models"]["refine_llm"]

@@ -3,9 +3,10 @@ baselines, distribution metrics)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -31,8 +32,8 @@ from augtool.cli.console import (
     say,
 )
 from augtool.cli.options import config_options
-from augtool.core.inversion.decoder_config import DecoderConfig
-from augtool.methods.pinr.config import CondenseConfig, EvaluateConfig
+from augtool.methods.pinr.config import CondenseConfig, EvaluateConfig, PinrDecoderConfig
+from augtool.methods.pinr.qa import SEP, QAFields
 
 app = typer.Typer(
     help="PInR: condense a dataset to M synthetic rows (Stein particles under a GMM score, "
@@ -43,9 +44,50 @@ app = typer.Typer(
 InputArg = Annotated[Path, typer.Argument(help="JSONL file.")]
 
 
+def _read_rows(
+    file: Path,
+    *,
+    text_field: str,
+    label_field: str,
+    qa: QAFields | None,
+    require_label: bool,
+    skip_invalid: bool,
+) -> tuple[list[Any], list[Any], list[str]]:
+    """Rows, rejects, and the text each row is embedded as (``question [SEP] answer``
+    for Q&A rows)."""
+    if qa is None:
+        records, rejects = read_input(
+            file,
+            text_field=text_field,
+            label_field=label_field,
+            require_label=require_label,
+            skip_invalid=skip_invalid,
+        )
+        return records, rejects, [r.text or "" for r in records]
+    from augtool.errors import OptionError
+    from augtool.methods.pinr.qa import qa_text, read_qa
+
+    rejects: list[Any] | None = [] if skip_invalid else None
+    records = read_qa(file, qa, label_field=label_field, rejects=rejects)
+    unlabelled = next((r for r in records if r.label is None), None)
+    if require_label and unlabelled is not None:
+        raise OptionError(
+            "class_wise",
+            f'{file}: row "{unlabelled.id}" has no "{label_field}"; Q&A data such as GSM8K '
+            "is condensed as one group with --no-class-wise",
+        )
+    return records, rejects or [], [qa_text(r, qa) for r in records]
+
+
+def _qa(settings: Any) -> QAFields | None:
+    if settings.question_field is None:
+        return None
+    return QAFields(settings.question_field, settings.answer_field)
+
+
 @app.command("train-decoder")
 @handle_errors
-@config_options(DecoderConfig)
+@config_options(PinrDecoderConfig)
 def train_decoder(
     ctx: typer.Context,
     file: InputArg,
@@ -54,14 +96,26 @@ def train_decoder(
     skip_invalid: SkipInvalidOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Train an embedding-to-text decoder (vec2text-style, encoder frozen); resumable."""
+    """Train an embedding-to-text decoder (vec2text-style, encoder frozen); resumable.
+    Q&A rows (--question-field/--answer-field) train it on 'question [SEP] answer'."""
+    from dataclasses import replace
+
     from augtool.core.inversion.decoder_train import train_decoder as run
     from augtool.data import build_meta, write_meta
+    from augtool.methods.pinr.prompting import resolve_prefix
 
     started = time.time()
-    settings = make_config(ctx, DecoderConfig, config)
-    records, rejects = read_input(file, text_field=settings.text_field, skip_invalid=skip_invalid)
-    texts = [r.text or "" for r in records]
+    settings = make_config(ctx, PinrDecoderConfig, config)
+    prefix = resolve_prefix(settings.prefix)
+    settings = replace(settings, prefix=prefix.text if prefix else "")
+    records, rejects, texts = _read_rows(
+        file,
+        text_field=settings.text_field,
+        label_field="label",
+        qa=_qa(settings),
+        require_label=False,
+        skip_invalid=skip_invalid,
+    )
     if settings.max_samples:
         texts = texts[: settings.max_samples]
     with progress_reporter() as reporter:
@@ -75,12 +129,40 @@ def train_decoder(
             seed=settings.seed,
             started=started,
             counts={"texts": len(texts)},
-            extra={"history": result.history},
+            extra={
+                "history": result.history,
+                "prefix": prefix.describe() if prefix else None,
+                "qa": settings.question_field is not None,
+            },
         ),
     )
     report_rejects(output, rejects)
     last = result.history[-1].get("loss") if result.history else None
     say(f"saved the decoder to {output}" + (f" (final loss {last:.4f})" if last else ""))
+
+
+def _decoder_meta(decoder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((decoder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _previous_attempts(output: Path) -> dict[str, int]:
+    """Particles that failed in the interrupted run being resumed, with their next attempt."""
+    from augtool.data.writer import sidecar
+
+    path = sidecar(output, ".failed.jsonl")
+    attempts: dict[str, int] = {}
+    if not path.is_file():
+        return attempts
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            attempts[str(row["id"])] = int(row.get("attempt", 0)) + 1
+        except (ValueError, KeyError, TypeError):
+            continue
+    return attempts
 
 
 @app.command("condense")
@@ -98,57 +180,103 @@ def condense(
     skip_invalid: SkipInvalidOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Condense FILE to --m rows (PInR, or the random / dallme / mgd3 baselines); resumable."""
+    """Condense FILE to --m rows (PInR, or the random / dallme / mgd3 / aug-pe baselines);
+    resumable."""
     from augtool.core.encoders import load_encoder
     from augtool.core.generation import RequestBudget, RequestBudgetExhausted, load_llm
-    from augtool.core.generation.prompts import PINR_REFINE, load_prompt_file
+    from augtool.core.generation.jobs import write_failures
+    from augtool.core.generation.labels import load_label_set
     from augtool.core.inversion.decoder import EmbeddingDecoder, read_decoder_info
     from augtool.data import FieldMap, JsonlWriter, build_meta, prepare_output, run_key, write_meta
     from augtool.data.jsonl import check_input_file
     from augtool.data.provenance import config_dict, file_fingerprint
+    from augtool.data.writer import sidecar
     from augtool.errors import OptionError
     from augtool.methods.pinr.condense import (
+        augpe_rows,
         decode_and_refine,
         mode_rows,
         particle_targets,
         plan,
         random_rows,
     )
+    from augtool.methods.pinr.config import DECODING_METHODS
+    from augtool.methods.pinr.prompting import Prefix, prefix_named, refine_template, resolve_prefix
     from augtool.methods.pinr.refine import refine
 
     started = time.time()
     settings = make_config(ctx, CondenseConfig, config)
     check_input_file(file)
+    qa = _qa(settings)
+    decoding = settings.method in DECODING_METHODS
+    if decoding and decoder is None:
+        raise OptionError("decoder", f"--method {settings.method} needs a trained decoder")
+    if settings.method == "aug-pe" and not settings.refine_llm:
+        raise OptionError(
+            "refine_llm",
+            "--method aug-pe needs the LLM API that writes and varies its samples "
+            "(hf:<model> or openai:<model>)",
+        )
+    template = None
+    if decoding or settings.prompt_file:  # prompt files are checked before anything loads
+        template = refine_template(settings.dataset_prompt, settings.prompt_file, qa=qa is not None)
+    label_set = load_label_set(settings.labels) if settings.labels else None
+    prefix = resolve_prefix(settings.prefix)
+    if prefix is None and decoder is not None:  # the prefix the decoder was trained with
+        prefix = prefix_named(str(read_decoder_info(decoder)["encoder"].get("prefix", "")))
+    prefix = prefix or Prefix("")
     prepare_output(output, overwrite=overwrite, inputs=[file])
-    records, rejects = read_input(
+    records, rejects, texts = _read_rows(
         file,
         text_field=settings.text_field,
         label_field=settings.label_field,
+        qa=qa,
         require_label=settings.class_wise,
         skip_invalid=skip_invalid,
     )
+    if label_set is not None and settings.class_wise:
+        label_set.require([r.label for r in records], str(file))
     shares = plan(records, settings)  # checks --m before anything expensive
-    fields = FieldMap(text=settings.text_field, label=settings.label_field)
+    label_texts = {
+        label: (label_set.text_of(label) if label_set and label else label) for label in shares
+    }
+    descriptions = {
+        label: (label_set.description(label) if label_set and label else "") for label in shares
+    }
+    fields = FieldMap(text=qa.question if qa else settings.text_field, label=settings.label_field)
     identity = {
         k: v
         for k, v in config_dict(settings).items()
         if k not in ("max_requests", "concurrency", "batch_size", "decode_batch_size")
     }
-    key = run_key("pinr condense", identity, file_fingerprint(file), str(decoder))
+    key = run_key(
+        "pinr condense",
+        identity,
+        file_fingerprint(file),
+        str(decoder),
+        template.user if template else None,
+        file_fingerprint(settings.labels) if settings.labels else None,
+    )
     counts: dict[str, object] = {"rows_in": len(records), "m": settings.m, "per_label": shares}
     models: dict[str, object] = {}
-    extra: dict[str, object] = {}
+    extra: dict[str, object] = {
+        "prefix": prefix.describe() if prefix.text else None,
+        "qa": {"question": qa.question, "answer": qa.answer, "separator": SEP} if qa else None,
+    }
+    failed: list[dict[str, Any]] = []
+    what = "particles"
+
+    def embed(encoder: Any, reporter: Any) -> Any:
+        advance = reporter.task("embedding", len(texts))
+        return encoder.encode(texts, progress=advance)
 
     if settings.method in ("random", "mgd3"):
         if settings.method == "random":
             rows = random_rows(records, settings)
         else:
-            encoder = load_encoder(
-                settings.encoder, device=settings.device, prefix=settings.prefix or ""
-            )
+            encoder = load_encoder(settings.encoder, device=settings.device, prefix=prefix.text)
             with progress_reporter() as reporter:
-                advance = reporter.task("embedding", len(records))
-                embeddings = encoder.encode([r.text or "" for r in records], progress=advance)
+                embeddings = embed(encoder, reporter)
             rows = mode_rows(records, embeddings, settings)
             models = {"encoder": encoder.describe()}
         writer = JsonlWriter(output, run_key=key, fields=fields, overwrite=overwrite)
@@ -157,83 +285,120 @@ def condense(
             writer.commit()
         counts["written"] = len(rows)
     else:
-        if decoder is None:
-            raise OptionError("decoder", f"--method {settings.method} needs a trained decoder")
-        template = PINR_REFINE[settings.dataset_prompt]
-        if settings.prompt_file:
-            template = load_prompt_file(
-                settings.prompt_file, template_id=template.id, available={"text", "label"}
-            )
-        prefix = settings.prefix
-        if prefix is None:  # the prefix the decoder was trained with
-            prefix = str(read_decoder_info(decoder)["encoder"].get("prefix", ""))
-        encoder = load_encoder(settings.encoder, device=settings.device, prefix=prefix)
-        model = EmbeddingDecoder.load(decoder, device=settings.device, encoder=encoder)
+        encoder = load_encoder(settings.encoder, device=settings.device, prefix=prefix.text)
+        model = None
+        if decoding:
+            model = EmbeddingDecoder.load(decoder, device=settings.device, encoder=encoder)
+            trained_qa = _decoder_meta(decoder).get("config", {}).get("question_field")
+            if qa is not None and not trained_qa:
+                print_warning(
+                    "the decoder was not trained on Q&A rows (train-decoder --question-field): "
+                    "it may not write [SEP]"
+                )
         llm = None
-        if settings.refining:
+        if settings.refining or settings.method == "aug-pe":
             llm = load_llm(str(settings.refine_llm), **settings.backend_options())
             llm.check()  # an unreachable server fails here, before any work
         elif settings.refine and settings.method == "pinr" and not settings.refine_llm:
             print_warning("no --refine-llm given: keeping the raw inversions (as --no-refine)")
         budget = RequestBudget(settings.max_requests)
+        resuming = sidecar(output, ".partial").exists()
         writer = JsonlWriter(output, run_key=key, fields=fields, overwrite=overwrite)
+        attempts = _previous_attempts(output) if resuming and not writer.discarded_partial else {}
         try:
             with writer, progress_reporter() as reporter:
                 if writer.resumed:
                     reporter.log(f"resuming: {writer.resumed} rows already written")
-                advance = reporter.task("embedding", len(records))
-                embeddings = encoder.encode([r.text or "" for r in records], progress=advance)
-                targets, extra["particles"] = particle_targets(
-                    records, embeddings, settings, reporter
-                )
-
-                def decode(vectors):  # noqa: ANN001, ANN202
-                    return model.generate(
-                        vectors,
-                        max_new_tokens=settings.max_decode_tokens,
-                        batch_size=settings.decode_batch_size,
-                        correction_steps=settings.correction_steps,
-                        encoder=encoder,
-                    )
-
-                def refine_chunk(part, texts):  # noqa: ANN001, ANN202
-                    return refine(
-                        [t.key for t in part],
-                        [t.vector for t in part],
+                embeddings = embed(encoder, reporter)
+                if settings.method == "aug-pe":
+                    what = "labels"
+                    written, failed, extra["aug_pe"] = augpe_rows(
+                        records,
                         texts,
-                        [t.label for t in part],
+                        embeddings,
+                        settings,
                         llm=llm,
                         encoder=encoder,
-                        template=template,
-                        params=settings.params(),
-                        variants=settings.variants,
-                        keep=settings.keep,
-                        rounds=settings.rounds,
-                        seed=settings.seed,
+                        label_texts=label_texts,
+                        descriptions=descriptions,
+                        write=writer.write,
+                        skip=writer.done_ids,
+                        qa=qa,
                         budget=budget,
                         reporter=reporter,
                     )
+                else:
+                    targets, extra["particles"] = particle_targets(
+                        records, embeddings, settings, reporter
+                    )
 
-                counts["written"] = writer.resumed + decode_and_refine(
-                    targets,
-                    decode,
-                    refine_chunk,
-                    writer.write,
-                    settings,
-                    skip=writer.done_ids,
-                    reporter=reporter,
-                )
-                writer.commit()
+                    def decode(vectors):  # noqa: ANN001, ANN202
+                        return model.generate(
+                            vectors,
+                            max_new_tokens=settings.max_decode_tokens,
+                            batch_size=settings.decode_batch_size,
+                            correction_steps=settings.correction_steps,
+                            encoder=encoder,
+                        )
+
+                    def refine_chunk(part, decoded):  # noqa: ANN001, ANN202
+                        return refine(
+                            [t.key for t in part],
+                            [t.vector for t in part],
+                            decoded,
+                            [label_texts.get(t.label) for t in part],
+                            llm=llm,
+                            encoder=encoder,
+                            template=template,
+                            params=settings.params(),
+                            variants=settings.variants,
+                            keep=settings.keep,
+                            rounds=settings.rounds,
+                            qa=qa is not None,
+                            seed=settings.seed,
+                            attempts=attempts,
+                            budget=budget,
+                            reporter=reporter,
+                        )
+
+                    written, failed = decode_and_refine(
+                        targets,
+                        decode,
+                        refine_chunk,
+                        writer.write,
+                        settings,
+                        skip=writer.done_ids,
+                        qa=qa,
+                        reporter=reporter,
+                    )
+                counts["written"] = writer.resumed + written
+                if not failed:
+                    writer.commit()
         except RequestBudgetExhausted as exc:
             print_error(f"{exc}; rerun the same command to continue")
             raise typer.Exit(exc.exit_code) from None
         finally:
             if llm is not None:
                 llm.close()
-        models = {"encoder": encoder.describe(), "decoder": str(decoder)}
+        failed_path = write_failures(output, failed)
+        if failed:
+            print_error(
+                f"{len(failed)} {what} got no usable LLM output (see {failed_path}); the "
+                f"{counts['written']} rows made are kept: rerun the same command to retry "
+                "the others"
+            )
+            raise typer.Exit(1)
+        models = {"encoder": encoder.describe()}
+        if decoder is not None:
+            models["decoder"] = str(decoder)
         if llm is not None:
             models["refine_llm"] = llm.identity()
-            extra["prompt"] = {"id": template.id, "source": template.source, "user": template.user}
+        if settings.refining and template is not None:
+            extra["prompt"] = template.describe()
+        if settings.method == "aug-pe":
+            from augtool.methods.pinr.augpe import TEMPLATES
+
+            extra["prompts"] = [t.describe() for t in TEMPLATES[(settings.pe_variation, bool(qa))]]
     write_meta(
         output,
         build_meta(
@@ -272,22 +437,36 @@ def evaluate(
     from augtool.core.leakage import leakage
     from augtool.data import build_meta, prepare_output, write_json, write_meta
     from augtool.data.jsonl import check_input_file
+    from augtool.methods.pinr.prompting import resolve_prefix
 
     started = time.time()
     settings = make_config(ctx, EvaluateConfig, config)
+    prefix = resolve_prefix(settings.prefix)
     if settings.mauve:
         require_modules("mauve")
     for path in (file, reference):
         check_input_file(path)
     if output is not None:
         prepare_output(output, overwrite=overwrite, inputs=[file, reference])
-    condensed, _ = read_input(file, text_field=settings.text_field)
-    original, _ = read_input(reference, text_field=settings.text_field)
-    encoder = load_encoder(settings.encoder, device=settings.device, prefix=settings.prefix)
+    rows = {}
+    for name, path in (("condensed", file), ("reference", reference)):
+        rows[name] = _read_rows(
+            path,
+            text_field=settings.text_field,
+            label_field="label",
+            qa=_qa(settings),
+            require_label=False,
+            skip_invalid=False,
+        )
+    condensed, _, condensed_texts = rows["condensed"]
+    original, _, original_texts = rows["reference"]
+    encoder = load_encoder(
+        settings.encoder, device=settings.device, prefix=prefix.text if prefix else ""
+    )
     with progress_reporter() as reporter:
         advance = reporter.task("embedding", len(condensed) + len(original))
-        a = encoder.encode([r.text or "" for r in condensed], progress=advance)
-        b = encoder.encode([r.text or "" for r in original], progress=advance)
+        a = encoder.encode(condensed_texts, progress=advance)
+        b = encoder.encode(original_texts, progress=advance)
         reporter.log("computing distribution metrics")
         metrics = distribution_report(
             a,
@@ -296,7 +475,7 @@ def evaluate(
             mauve_seeds=tuple(range(settings.mauve_seeds)),
             skip_mauve=not settings.mauve,
         )
-        leaks = leakage([r.text or "" for r in condensed], [r.text or "" for r in original], a, b)
+        leaks = leakage(condensed_texts, original_texts, a, b)
     result = {
         "condensed": str(file),
         "reference": str(reference),

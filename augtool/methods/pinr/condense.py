@@ -8,9 +8,11 @@
 - ``mgd3``: MGD³-style mode-guided selection: the M_c k-means modes of each label, and for
   each mode the real row nearest its centre (selection instead of MGD³'s diffusion
   guidance, which has no counterpart for text).
+- ``aug-pe``: Aug-PE's private evolution of LLM samples (see :mod:`.augpe`).
 
 Rows are written as each chunk of particles finishes, so an interrupted run resumes with
-the missing rows only (particles are seeded, LLM replies and embeddings cached).
+the missing rows only (particles are seeded, LLM replies and embeddings cached). Q&A
+rows travel as ``question [SEP] answer`` and are split back into their fields here.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from augtool.data.provenance import make_aug
 from augtool.data.records import Record
 from augtool.methods.pinr.allocate import allocate
 from augtool.methods.pinr.config import CondenseConfig
+from augtool.methods.pinr.qa import QAFields, split_qa
 
 #: Particles decoded and refined per written chunk.
 CHUNK = 64
@@ -142,6 +145,7 @@ def random_rows(records: list[Record], config: CondenseConfig) -> list[Record]:
                     text_pair=original.text_pair,
                     label=original.label,
                     aug=make_aug("random-subset", [original.id], seed=config.seed),
+                    extra=dict(original.extra),
                 )
             )
     return rows
@@ -185,6 +189,7 @@ def mode_rows(
                         mode_size=int(sizes[mode]),
                         cosine_to_mode=round(float(cosines[position]), 6),
                     ),
+                    extra=dict(original.extra),
                 )
             )
     return rows
@@ -195,8 +200,27 @@ def chunks(targets: list[Target], size: int = CHUNK) -> Iterator[list[Target]]:
         yield targets[start : start + size]
 
 
-def condensed_row(target: Target, refined: Any, config: CondenseConfig) -> Record:
-    """The output row of one particle, with its provenance."""
+def output_record(
+    key: str,
+    text: str,
+    label: str | None,
+    aug: dict[str, Any],
+    qa: QAFields | None,
+) -> Record:
+    """An output row: ``text``, or for Q&A the question and answer split at ``[SEP]``
+    (``aug["sep_found"]`` says whether the text had one; without it the answer is empty)."""
+    if qa is None:
+        return Record(id=key, text=text, label=label, aug=aug)
+    question, answer, found = split_qa(text)
+    aug["sep_found"] = found
+    return Record(id=key, text=question, label=label, aug=aug, extra={qa.answer: answer})
+
+
+def condensed_row(
+    target: Target, refined: Any, config: CondenseConfig, qa: QAFields | None = None
+) -> Record:
+    """The output row of one particle, with its provenance (Algorithm 1's rounds,
+    requests and cosines when refined)."""
     details: dict[str, Any] = {
         "particle": target.key,
         "cosine": round(refined.cosine, 6),
@@ -207,17 +231,30 @@ def condensed_row(target: Target, refined: Any, config: CondenseConfig) -> Recor
     if config.refining:
         details.update(
             llm=config.refine_llm,
-            variants=config.variants,
-            keep=config.keep,
-            rounds=config.rounds,
+            prompt=config.dataset_prompt if not config.prompt_file else config.prompt_file,
+            L=config.variants,
+            K=config.keep,
+            T=config.rounds,
+            requests=refined.requests,
             failed_requests=refined.failures,
+            rounds=refined.rounds,
         )
-    return Record(
-        id=target.key,
-        text=refined.text,
-        label=target.label,
-        aug=make_aug(config.method, [], seed=config.seed, **details),
-    )
+        if refined.attempt:
+            details["attempt"] = refined.attempt
+    aug = make_aug(config.method, [], seed=config.seed, **details)
+    return output_record(target.key, refined.text, target.label, aug, qa)
+
+
+def failure_row(target: Target, refined: Any) -> dict[str, Any]:
+    """A ``<out>.failed.jsonl`` line for a particle that got no usable variant."""
+    return {
+        "id": target.key,
+        "label": target.label,
+        "error": refined.error or "no usable variant",
+        "attempt": refined.attempt,
+        "decoded": refined.decoded,
+        "rounds": refined.rounds,
+    }
 
 
 def decode_and_refine(
@@ -228,16 +265,116 @@ def decode_and_refine(
     config: CondenseConfig,
     *,
     skip: set[str],
+    qa: QAFields | None = None,
     reporter: Reporter = SILENT,
-) -> int:
-    """Decode, refine and write the targets not in ``skip``, a chunk at a time."""
+) -> tuple[int, list[dict[str, Any]]]:
+    """Decode, refine and write the targets not in ``skip``, a chunk at a time; returns
+    how many rows were written and the particles that failed (not written)."""
     todo = [t for t in targets if t.key not in skip]
     advance = reporter.task("condensing", len(targets), completed=len(targets) - len(todo))
     written = 0
+    failed: list[dict[str, Any]] = []
     for part in chunks(todo):
         texts = decode(np.stack([t.vector for t in part]))
         results = refine_chunk(part, texts)
-        write([condensed_row(t, r, config) for t, r in zip(part, results, strict=True)])
-        written += len(part)
+        rows = []
+        for target, result in zip(part, results, strict=True):
+            if result.failed:
+                failed.append(failure_row(target, result))
+            else:
+                rows.append(condensed_row(target, result, config, qa))
+        write(rows)
+        written += len(rows)
         advance(len(part))
-    return written
+    return written, failed
+
+
+def augpe_rows(
+    records: list[Record],
+    texts: list[str],
+    embeddings: np.ndarray,
+    config: CondenseConfig,
+    *,
+    llm: Any,
+    encoder: Any,
+    label_texts: dict[str | None, str | None],
+    descriptions: dict[str | None, str],
+    write: Callable[[list[Record]], None],
+    skip: set[str],
+    qa: QAFields | None = None,
+    budget: Any = None,
+    reporter: Reporter = SILENT,
+) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+    """Aug-PE label by label (each label's rows are written when it finishes); returns the
+    rows written, the labels that failed and per-label details for the meta."""
+    from augtool.methods.pinr.augpe import GroupFailed, PESettings, evolve
+
+    del texts  # the real rows only vote, through their embeddings
+    settings = PESettings(
+        iterations=config.pe_iterations,
+        variations=config.pe_variations,
+        variation=config.pe_variation,
+        mask_prob=config.pe_mask_prob,
+        topic=config.pe_topic,
+        noise_multiplier=config.noise_multiplier,
+        threshold=config.pe_threshold,
+        seed=config.seed,
+    )
+    shares = plan(records, config)
+    written = 0
+    failed: list[dict[str, Any]] = []
+    info: dict[str, Any] = {}
+    for label, indices in groups(records, config).items():
+        m = shares[label]
+        keys = [f"aug-pe-{_slug(label)}-{i}" for i in range(m)]
+        name = label if label is not None else "all"
+        if all(key in skip for key in keys):
+            continue
+        try:
+            result = evolve(
+                name,
+                embeddings[indices],
+                m,
+                label_text=label_texts.get(label),
+                description=descriptions.get(label, ""),
+                llm=llm,
+                encoder=encoder,
+                params=config.params(),
+                settings=settings,
+                qa=qa is not None,
+                budget=budget,
+                reporter=reporter,
+            )
+        except GroupFailed as exc:
+            failed.append({"id": name, "label": label, "error": str(exc)})
+            continue
+        info[name] = {
+            "rows": len(indices),
+            "m": m,
+            "requests": result.requests,
+            "failed_requests": result.failures,
+            "history": result.history,
+        }
+        rows = []
+        for key, chosen in zip(keys, result.selected, strict=True):
+            if key in skip:
+                continue
+            aug = make_aug(
+                "aug-pe",
+                [],
+                seed=config.seed,
+                llm=config.refine_llm,
+                votes=chosen.votes,
+                noisy_votes=round(chosen.noisy_votes, 4) if config.noise_multiplier else None,
+                voters=len(indices),
+                origin=chosen.sample.origin,
+                born=chosen.sample.born,
+                iterations=config.pe_iterations,
+                variation=config.pe_variation,
+                variations=config.pe_variations,
+                noise_multiplier=config.noise_multiplier,
+            )
+            rows.append(output_record(key, chosen.sample.text, label, aug, qa))
+        write(rows)
+        written += len(rows)
+    return written, failed, info

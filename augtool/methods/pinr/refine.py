@@ -1,37 +1,64 @@
-"""LLM refinement of decoded texts (PInR's Algorithm 1).
+"""LLM refinement of decoded texts: PInR's Algorithm 1 (appendix A.2) as printed.
 
-For every particle e: the decoded text is the first candidate. Each round asks the LLM
-for L variants of every kept candidate, embeds them, and keeps the K candidates closest
-to e by cosine; after T rounds the closest text seen wins. Requests of all particles in a
-round go out together (batched on hf:, concurrent on openai:), and replies are cached,
-so a rerun after a crash repeats no call.
+For particle ẽ_j with decoded text x̃_j0 = ω(ẽ_j)::
+
+    S_0 = {x̃_j0}
+    for t = 0, ..., T:
+        ask the API for L variants of every a in S_t
+        if t != T: S_{t+1} = the K variants closest (cosine) to ẽ_j    (variants only)
+        else:      x̃_j = the variant closest to ẽ_j
+
+So the output is always a variant, never the decoded text itself, and a particle costs
+L + T·K·L requests when every request succeeds. Variants with the same text count once
+when the K seeds of the next round are chosen.
+
+A round in which every variant of a particle fails (request errors after retries, or
+replies that cannot be read) leaves that particle without a text: it is reported as
+failed, its row is not written, and a rerun of the same command asks again with fresh
+request seeds (``attempt``). Requests of all particles in a round go out together
+(batched on hf:, concurrent on openai:), and replies are cached, so a rerun after a crash
+repeats no call that succeeded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
-from augtool.core.encoders.base import Encoder
 from augtool.core.generation.base import LLM, RequestBudget
-from augtool.core.generation.jobs import ReplyRejected, clean_reply, derive_seed
+from augtool.core.generation.jobs import ReplyRejected, derive_seed
 from augtool.core.generation.params import Failure, GenerationParams
 from augtool.core.generation.prompts import PromptTemplate
 from augtool.core.progress import SILENT, Reporter
+from augtool.methods.pinr.prompting import read_reply, refine_values
+
+
+class TextEncoder(Protocol):
+    """What refinement needs from the encoder ψ."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass
 class Refined:
-    """The outcome for one particle."""
+    """The outcome for one particle. ``text`` is ``None`` when the particle failed."""
 
-    text: str
-    cosine: float
+    text: str | None
+    cosine: float | None
     decoded: str
     decoded_cosine: float
-    rounds: list[dict[str, object]] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    requests: int = 0
     failures: int = 0
+    error: str | None = None
+    attempt: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.text is None
 
 
 def cosine_to(vectors: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -40,74 +67,118 @@ def cosine_to(vectors: np.ndarray, target: np.ndarray) -> np.ndarray:
     return (vectors @ target) / np.maximum(norms, 1e-12)
 
 
+def top_k(texts: Sequence[str], cosines: Sequence[float], k: int) -> list[int]:
+    """Indices of the ``k`` most similar distinct texts, best first (ties: first seen)."""
+    order = sorted(range(len(texts)), key=lambda i: (-cosines[i], i))
+    picked: list[int] = []
+    seen: set[str] = set()
+    for i in order:
+        if texts[i] not in seen:
+            seen.add(texts[i])
+            picked.append(i)
+        if len(picked) == k:
+            break
+    return picked
+
+
 def refine(
     keys: Sequence[str],
-    targets: np.ndarray,
+    targets: Sequence[np.ndarray] | np.ndarray,
     decoded: Sequence[str],
-    labels: Sequence[str | None],
+    label_texts: Sequence[str | None],
     *,
     llm: LLM | None,
-    encoder: Encoder,
+    encoder: TextEncoder,
     template: PromptTemplate,
     params: GenerationParams,
     variants: int = 3,
     keep: int = 1,
     rounds: int = 1,
+    qa: bool = False,
     seed: int = 0,
+    attempts: Mapping[str, int] | None = None,
     budget: RequestBudget | None = None,
     reporter: Reporter = SILENT,
 ) -> list[Refined]:
-    """Refine ``decoded`` towards ``targets`` (no LLM: only score the decoded texts)."""
+    """Algorithm 1 for every particle: ``variants`` = L, ``keep`` = K, ``rounds`` = T (the
+    loop runs t = 0..T, so T + 1 request rounds). Without an LLM the decoded texts are
+    only scored and returned (``--no-refine``). ``attempts`` gives particles that failed
+    in an earlier run a new attempt number, which changes their request seeds."""
+    attempts = attempts or {}
     decoded_vectors = encoder.encode(list(decoded))
     results = []
-    candidates: list[list[tuple[str, float]]] = []
-    for text, vector, target in zip(decoded, decoded_vectors, targets, strict=True):
+    for key, text, vector, target in zip(keys, decoded, decoded_vectors, targets, strict=True):
         score = float(cosine_to(vector[None, :], target)[0])
-        results.append(Refined(text, score, text, score))
-        candidates.append([(text, score)])
+        results.append(Refined(text, score, text, score, attempt=int(attempts.get(key, 0))))
     if llm is None:
         return results
-    for round_index in range(rounds):
+    for result in results:
+        result.text, result.cosine = None, None  # only a variant can be the output
+    pool: list[list[str]] = [[text] for text in decoded]  # S_0 of every particle
+    for t in range(rounds + 1):
         prompts, seeds, owners = [], [], []
-        for i, pool in enumerate(candidates):
-            label = labels[i]
-            for c, (text, _) in enumerate(pool):
+        for i, seeds_t in enumerate(pool):
+            for c, text in enumerate(seeds_t):
+                messages = template.render(**refine_values(text, label_texts[i], qa=qa))
                 for v in range(variants):
-                    prompts.append(
-                        template.render(text=text, label=f" (label: {label})" if label else "")
-                    )
-                    seeds.append(derive_seed(seed, "pinr-refine", keys[i], round_index, c, v))
+                    parts: tuple[object, ...] = (keys[i], t, c, v)
+                    if results[i].attempt:
+                        parts = (*parts, "attempt", results[i].attempt)
+                    prompts.append(messages)
+                    seeds.append(derive_seed(seed, "pinr-refine", *parts))
                     owners.append(i)
+        if not prompts:
+            break
         replies = llm.generate(prompts, params, seeds, budget=budget)
-        texts: list[list[str]] = [[] for _ in candidates]
+        found: list[list[str]] = [[] for _ in pool]
+        errors: list[list[str]] = [[] for _ in pool]
         for owner, reply in zip(owners, replies, strict=True):
+            results[owner].requests += 1
             if isinstance(reply, Failure):
-                results[owner].failures += 1
+                errors[owner].append(reply.error)
                 continue
             try:
-                texts[owner].append(clean_reply(reply))
-            except ReplyRejected:
-                results[owner].failures += 1
-        flat = [t for group in texts for t in group]
-        vectors = encoder.encode(flat) if flat else np.zeros((0, 0))
+                found[owner].append(read_reply(reply, qa=qa))
+            except ReplyRejected as exc:
+                errors[owner].append(f"reply rejected: {exc}")
+        flat = [text for group in found for text in group]
+        vectors = encoder.encode(flat) if flat else np.zeros((0, 0), dtype=np.float32)
         offset = 0
-        for i, group in enumerate(texts):
-            scored = list(candidates[i])
-            for j, text in enumerate(group):
-                score = float(cosine_to(vectors[offset + j][None, :], targets[i])[0])
-                scored.append((text, score))
+        for i, group in enumerate(found):
+            asked = len(group) + len(errors[i])
+            if not asked:
+                continue
+            result = results[i]
+            result.failures += len(errors[i])
+            cosines = [
+                float(cosine_to(vectors[offset + j][None, :], targets[i])[0])
+                for j in range(len(group))
+            ]
             offset += len(group)
-            unique = {text: score for text, score in scored}
-            ranked = sorted(unique.items(), key=lambda item: -item[1])
-            candidates[i] = ranked[:keep]
-            best_text, best_score = ranked[0]
-            if best_score > results[i].cosine:
-                results[i].text, results[i].cosine = best_text, best_score
-            results[i].rounds.append(
-                {"round": round_index, "variants": len(group), "best_cosine": round(best_score, 6)}
-            )
+            record: dict[str, Any] = {
+                "t": t,
+                "seeds": len(pool[i]),
+                "requests": asked,
+                "variants": len(group),
+                "cosines": [round(c, 6) for c in cosines],
+            }
+            if errors[i]:
+                record["failed"] = len(errors[i])
+            result.rounds.append(record)
+            if not group:
+                result.error = f"round t={t}: all {asked} variants failed ({errors[i][0]})"
+                pool[i] = []
+                continue
+            best = top_k(group, cosines, keep if t < rounds else 1)
+            if t < rounds:
+                pool[i] = [group[j] for j in best]
+                record["kept"] = [round(cosines[j], 6) for j in best]
+            else:
+                result.text, result.cosine = group[best[0]], cosines[best[0]]
+                pool[i] = []
+        done = [r.cosine for r in results if r.cosine is not None]
         reporter.log(
-            f"refinement round {round_index + 1}/{rounds}: mean cosine to the particles "
-            f"{np.mean([r.cosine for r in results]):.4f}"
+            f"refinement round t={t} of 0..{rounds}: {len(prompts)} requests"
+            + (f"; mean cosine to the particles {np.mean(done):.4f}" if done else "")
         )
     return results
