@@ -428,3 +428,230 @@ def test_a_prompt_prefix_reaches_training_condensing_and_scoring(
     )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["encoder"]["prefix"] == prefix
+
+
+def test_a_prefix_by_name_is_the_papers_task_prompt(corpus: Path, tiny_model_store, tmp_path):
+    from augtool.core.generation.prompts import PINR_PREFIX_SOURCE, PINR_PREFIXES
+
+    out = tmp_path / "mgd3.jsonl"
+    result = run_cli(
+        "pinr",
+        "condense",
+        corpus,
+        "--m",
+        4,
+        "--method",
+        "mgd3",
+        "--prefix",
+        "ag_news",
+        "--encoder",
+        tiny_model_store["st"],
+        "-o",
+        out,
+    )
+    assert result.exit_code == 0, result.stderr
+    meta = json.loads(out.with_name("mgd3.jsonl.meta.json").read_text())
+    text = PINR_PREFIXES["ag_news"] + " "  # joined to the text by one space
+    assert meta["prefix"] == {"text": text, "name": "ag_news", "source": PINR_PREFIX_SOURCE}
+    assert meta["models"]["encoder"]["prefix"] == text
+
+
+# A small hand-written Q&A set (GSM8K's shape: question, answer with '#### N').
+QA_ROWS = [
+    ("Tom has 3 apples and buys 2 more. How many apples does he have?", "3 + 2 = 5\n#### 5"),
+    ("A box holds 4 pens. How many pens are in 3 boxes?", "4 * 3 = 12\n#### 12"),
+    ("Sara reads 10 pages a day. How many pages does she read in 6 days?", "10 * 6 = 60\n#### 60"),
+    ("A bus has 20 seats and 7 are taken. How many are free?", "20 - 7 = 13\n#### 13"),
+    ("Ben saves 5 dollars a week. How much does he save in 4 weeks?", "5 * 4 = 20\n#### 20"),
+    ("There are 9 birds and 4 fly away. How many are left?", "9 - 4 = 5\n#### 5"),
+    ("A cake is cut into 8 slices and 3 are eaten. How many remain?", "8 - 3 = 5\n#### 5"),
+    ("Mia has 2 bags of 6 marbles. How many marbles does she have?", "2 * 6 = 12\n#### 12"),
+]
+QA = ("--question-field", "question", "--answer-field", "answer")
+
+
+@pytest.fixture(scope="module")
+def qa_file(tmp_path_factory) -> Path:
+    rows = [{"id": f"qa-{i}", "question": q, "answer": a} for i, (q, a) in enumerate(QA_ROWS)]
+    return write_jsonl(tmp_path_factory.mktemp("pinr-qa") / "qa.jsonl", rows)
+
+
+def test_qa_rows_train_condense_refine_and_split_back(
+    qa_file: Path, tiny_model_store, tmp_path: Path, monkeypatch, one_thread
+) -> None:
+    """Appendix A.1: 'question [SEP] answer' through decoder training, embedding,
+    condensation and the GSM8K refinement prompt; the output rows are split back."""
+    import re
+
+    from test_pinr_augpe import FunctionStub
+    from tiny_models import build_tiny_t5
+
+    from augtool.core.encoders.sentence_transformers import SentenceTransformerEncoder
+    from augtool.methods.pinr.qa import split_qa
+
+    embedded: list[str] = []
+    original = SentenceTransformerEncoder.encode_batch
+
+    def spy(self, texts):
+        embedded.extend(texts)
+        return original(self, texts)
+
+    monkeypatch.setattr(SentenceTransformerEncoder, "encode_batch", spy)
+    folder = tmp_path / "decoder"
+    encoder = ("--encoder", tiny_model_store["st"], "--device", "cpu")
+    result = run_cli(
+        "pinr",
+        "train-decoder",
+        qa_file,
+        "-o",
+        folder,
+        *QA,
+        "--seq2seq",
+        build_tiny_t5(tmp_path / "t5"),
+        *encoder,
+        "--epochs",
+        40,
+        "--batch-size",
+        8,
+        "--lr",
+        1e-2,
+        "--num-tokens",
+        4,
+        "--max-length",
+        48,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert len(embedded) == len(QA_ROWS)  # the decoder learns to write the [SEP] pairs
+    assert all(re.fullmatch(r".+ \[SEP\] .+", text, re.DOTALL) for text in embedded)
+    assert f"{QA_ROWS[0][0]} [SEP] {QA_ROWS[0][1]}" in embedded
+
+    def tutor(message: str, n: int) -> str:  # replies in the prompt's Q: ... A: ... format
+        question, answer = re.search(r"Input Q: (.*) Input A: (.*)$", message, re.S).groups()
+        return f"Q: *{question} v{n}* A: *{answer or 'no answer'}*"
+
+    common = ("--decoder", folder, *encoder, "--no-class-wise", "--m", 2, "--iterations", 20)
+    common = (*common, "--components", 1, *QA)
+    out = tmp_path / "qa.jsonl"
+    with FunctionStub(tutor) as stub:
+        result = run_cli(
+            "pinr",
+            "condense",
+            qa_file,
+            *common,
+            "--dataset-prompt",
+            "gsm8k",
+            "--refine-llm",
+            "openai:stub",
+            "--base-url",
+            stub.base_url,
+            "--variants",
+            2,
+            "-o",
+            out,
+        )
+        sent = [r["body"]["messages"][-1]["content"] for r in stub.requests]
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(out)
+    assert len(rows) == 2 and len(sent) == 2 * (2 + 1 * 1 * 2)  # L + T*K*L each
+    assert all(s.startswith("You are a math tutor.") for s in sent)
+    for row in rows:
+        assert set(row) == {"id", "question", "answer", "aug"}
+        aug = row["aug"]
+        assert aug["sep_found"] and aug["requests"] == 4 and aug["prompt"] == "gsm8k"
+        assert re.search(r" v[01] v[01]$", row["question"])  # a variant of a variant
+        assert "[SEP]" not in row["question"] + row["answer"]
+        question, answer, _ = split_qa(aug["decoded"])  # round t=0 saw the decoded pair
+        assert sum(s.endswith(f"Input Q: {question} Input A: {answer}") for s in sent) == 2
+
+    raw = tmp_path / "raw.jsonl"
+    result = run_cli("pinr", "condense", qa_file, *common, "--no-refine", "-o", raw)
+    assert result.exit_code == 0, result.stderr
+    for row in read_jsonl(raw):
+        question, answer, found = split_qa(row["aug"]["decoded"])
+        assert (row["question"], row["answer"], row["aug"]["sep_found"]) == (
+            question,
+            answer,
+            found,
+        )
+
+    subset = tmp_path / "random.jsonl"
+    result = run_cli(
+        "pinr", "condense", qa_file, "--m", 3, "--method", "random", "--no-class-wise", *QA,
+        "-o", subset,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    originals = {f"qa-{i}": (q, a) for i, (q, a) in enumerate(QA_ROWS)}
+    assert all(originals[r["id"]] == (r["question"], r["answer"]) for r in read_jsonl(subset))
+
+    for condensed, copies in ((subset, 1.0), (out, 0.0)):  # pairs compared as joined texts
+        result = run_cli(
+            "pinr", "evaluate", condensed, "--reference", qa_file, *QA, "--json",
+            "--no-mauve", "--encoder", tiny_model_store["st"],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["leakage"]["exact_copy_share"] == copies
+
+
+def test_qa_errors_are_one_line_before_any_model_loads(qa_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.jsonl"
+    random = ("pinr", "condense", qa_file, "--m", 2, "--method", "random", "-o", out)
+    result = run_cli(*random, *QA)
+    assert_one_line_error(result, "--class-wise", "--no-class-wise")
+    result = run_cli(*random, "--question-field", "question", "--no-class-wise")
+    assert_one_line_error(result, "--answer-field")
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "a", "question": "q?", "answer": "a"},
+                                                {"id": "b", "question": "q2?"}])  # fmt: skip
+    result = run_cli(
+        "pinr", "condense", bad, "--m", 1, "--method", "random", "--no-class-wise", *QA, "-o", out
+    )
+    assert_one_line_error(result, f"{bad}:2", 'missing field "answer"')
+    result = run_cli(*random, "--dataset-prompt", "gsm8k")
+    assert_one_line_error(result, "--dataset-prompt", "gsm8k refines Q&A pairs")
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("Fix: Q: {question}")
+    result = run_cli(
+        "pinr", "condense", qa_file, "--m", 2, "--no-class-wise", *QA, "--decoder",
+        tmp_path / "no-such-decoder", "--dataset-prompt", "gsm8k", "--prompt-file", prompt,
+        "-o", out,
+    )  # fmt: skip
+    assert_one_line_error(result, "--prompt-file", "{answer}")
+    assert not out.exists()
+
+
+def test_particles_without_a_usable_variant_are_not_written_and_retried_on_rerun(
+    small: Path, decoder: Path, tiny_model_store, tmp_path: Path, one_thread
+) -> None:
+    from test_pinr_augpe import FunctionStub
+
+    broken = {"billing"}  # particles of this label get only empty replies the first time
+
+    def answer(message: str, n: int) -> str:
+        if any(f"(label: {label})" in message for label in broken):
+            return "   "
+        return f"variant {n} of: {message.rsplit('Text: ', 1)[1]}"
+
+    out = tmp_path / "pinr.jsonl"
+    args = (
+        "pinr", "condense", small, "--m", 4, "--decoder", decoder, "--encoder",
+        tiny_model_store["st"], "--device", "cpu", "--components", 1, "--iterations", 20,
+        "--variants", 2, "--rounds", 0, "--concurrency", 1, "-o", out,
+    )  # fmt: skip
+    with FunctionStub(answer) as stub:
+        llm = ("--refine-llm", "openai:stub", "--base-url", stub.base_url)
+        first = run_cli(*args, *llm)
+        assert_one_line_error(first, "1 particles got no usable LLM output", "rerun")
+        failed = read_jsonl(out.with_name("pinr.jsonl.failed.jsonl"))
+        assert [(f["id"], f["attempt"]) for f in failed] == [("pinr-billing-0", 0)]
+        assert "all 2 variants failed (reply rejected: empty reply)" in failed[0]["error"]
+        assert not out.exists()
+        kept = read_jsonl(out.with_name("pinr.jsonl.partial"))
+        assert sorted(r["label"] for r in kept) == ["account", "shipping", "technical"]
+        assert len(stub.requests) == 4 * 2  # T = 0: L requests per particle
+        broken.clear()
+        second = run_cli(*args, *llm)
+        assert second.exit_code == 0, second.stderr
+    assert len(stub.requests) == 4 * 2 + 2  # only the failed particle, with new seeds
+    rows = {r["id"]: r for r in read_jsonl(out)}
+    assert len(rows) == 4 and rows["pinr-billing-0"]["aug"]["attempt"] == 1
+    assert rows["pinr-billing-0"]["text"].startswith("variant ")
+    assert not out.with_name("pinr.jsonl.failed.jsonl").exists()
