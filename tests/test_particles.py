@@ -214,7 +214,7 @@ def test_single_particle_climbs_to_the_mode_and_stops_early() -> None:
 def test_svgd_runs_every_iteration_with_tol_zero_and_validates_options() -> None:
     gmm, means = triangle_mixture(4.0)
     init = torch.randn(10, 2, generator=torch.Generator().manual_seed(1))
-    for optimizer in ("adagrad", "rmsprop"):
+    for optimizer in ("adagrad", "rmsprop", "plain"):
         result = svgd(init, gmm.score, iterations=30, step_size=0.1, tol=0, optimizer=optimizer)
         assert result.iterations_run == 30 and not result.converged
         assert [e["iteration"] for e in result.history] == [30]
@@ -226,7 +226,26 @@ def test_svgd_runs_every_iteration_with_tol_zero_and_validates_options() -> None
     with pytest.raises(OptionError, match="--step-size"):
         svgd(init, gmm.score, step_size=0)
     with pytest.raises(OptionError, match="--optimizer"):
-        svgd(init, gmm.score, optimizer="sgd")
+        svgd(init, gmm.score, optimizer="adam")
+
+
+def test_plain_svgd_is_eq_2_with_a_fixed_step() -> None:
+    """PInR's Eq. (2): e_j <- e_j + xi/M sum_h [k(e_h, e_j) grad log p(e_h) + grad k]."""
+    from augtool.core.particles.svgd import svgd_direction
+
+    gmm, _ = triangle_mixture(4.0)
+    init = torch.randn(6, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    one = svgd(init, gmm.score, iterations=1, step_size=0.05, tol=0, optimizer="plain")
+    phi, h = svgd_direction(init, gmm.score(init))
+    assert torch.allclose(one.particles, init + 0.05 * phi)
+    # the same sum written out term by term, with the RBF kernel exp(-|a - b|^2 / h)
+    scores = gmm.score(init)
+    by_hand = torch.zeros_like(init)
+    for j in range(6):
+        for k in range(6):
+            kernel = torch.exp(-((init[k] - init[j]) ** 2).sum() / h)
+            by_hand[j] += kernel * scores[k] + (2 / h) * kernel * (init[j] - init[k])
+    assert torch.allclose(phi, by_hand / 6)
     with pytest.raises(AugtoolError, match="score function returned"):
         svgd(init, lambda x: x[:, :1], iterations=1)
 

@@ -28,8 +28,9 @@ from augtool.errors import AugtoolError, OptionError
 #: Particle initialisations understood by :func:`init_particles`.
 INIT_MODES = ("real", "noise")
 
-#: Step-size rules understood by :func:`svgd`.
-OPTIMIZERS = ("adagrad", "rmsprop")
+#: Step-size rules understood by :func:`svgd`: Adagrad (the default), Liu & Wang's
+#: "Adagrad with momentum", and "plain", the fixed step xi of PInR's Eq. (2).
+OPTIMIZERS = ("adagrad", "rmsprop", "plain")
 
 #: Added to the Adagrad denominator, and the "rmsprop" averaging factor, as in Liu & Wang's
 #: reference implementation.
@@ -182,11 +183,14 @@ def svgd(
                     f"shape {tuple(x.shape)}"
                 )
             phi, h = svgd_direction(x, scores.to(x.dtype), bandwidth)
-            if optimizer == "rmsprop" and it > 1:
-                accumulated.mul_(_MOMENTUM).add_((1.0 - _MOMENTUM) * phi * phi)
+            if optimizer == "plain":  # Eq. (2): e <- e + xi * phi (phi already has the 1/M)
+                step = step_size * phi
             else:
-                accumulated += phi * phi
-            step = step_size * phi / (_FUDGE + accumulated.sqrt())
+                if optimizer == "rmsprop" and it > 1:
+                    accumulated.mul_(_MOMENTUM).add_((1.0 - _MOMENTUM) * phi * phi)
+                else:
+                    accumulated += phi * phi
+                step = step_size * phi / (_FUDGE + accumulated.sqrt())
             x += step
             if not bool(torch.isfinite(x).all()):
                 raise AugtoolError(

@@ -105,6 +105,7 @@ def particle_targets(
                 score.score,
                 iterations=config.iterations,
                 step_size=config.step_size,
+                optimizer=config.svgd_optimizer,
                 reporter=reporter,
             )
             vectors = result.particles.detach().cpu().to(torch.float32).numpy()

@@ -18,6 +18,7 @@ INIT_MODES = ("real", "noise")
 COVARIANCES = ("diag", "spherical", "full")
 DATASET_PROMPTS = ("generic", "ag_news", "sst2", "gsm8k", "quora")
 PE_VARIATIONS = ("blank-fill", "rephrase")
+SVGD_OPTIMIZERS = ("adagrad", "rmsprop", "plain")
 PREFIX_HELP = (
     "Task prompt put before every text before embedding: ag_news or sst2 for the "
     "paper's appendix B.1 prompt (joined to the text by a space), or literal text used "
@@ -85,6 +86,13 @@ class CondenseConfig:
     iterations: int = field(default=500, metadata={"help": "SVGD iterations."})
     step_size: float = field(
         default=0.01, metadata={"help": "SVGD step size (Adagrad; for unit-norm embeddings)."}
+    )
+    svgd_optimizer: str = field(
+        default="adagrad",
+        metadata={
+            "help": "SVGD steps: adagrad (per-coordinate, as Liu & Wang's code), rmsprop, or "
+            "plain (Eq. 2's fixed step xi = --step-size; scale it to the score)."
+        },
     )
     init: str = field(
         default="real",
@@ -214,6 +222,11 @@ class CondenseConfig:
         )
         check(self.iterations >= 1, "iterations", "must be at least 1")
         check(self.step_size > 0, "step_size", "must be positive")
+        check(
+            self.svgd_optimizer in SVGD_OPTIMIZERS,
+            "svgd_optimizer",
+            f"must be one of {', '.join(SVGD_OPTIMIZERS)}",
+        )
         check(self.init in INIT_MODES, "init", f"must be one of {', '.join(INIT_MODES)}")
         check(self.variants >= 1, "variants", "must be at least 1")
         check(self.keep >= 1, "keep", "must be at least 1")
