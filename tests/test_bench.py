@@ -149,6 +149,85 @@ def test_a_broken_method_fails_its_cells_only(bench_config, tmp_path: Path, monk
     assert "failed: kw__k2__s1__broken" in report.stdout
 
 
+class WarmStart(BenchMethod):
+    """Trains a task model during augmentation and has the cell continue from it."""
+
+    name = "warm"
+    adds_rows = True
+
+    def check(self, options, bench) -> None:
+        pass
+
+    def augment(self, sample, options, context):
+        from augtool.core.taskmodel.config import TrainConfig
+        from augtool.core.taskmodel.train import train_task_model
+
+        folder = context.artifacts / "theta"
+        config = TrainConfig(encoder=options["encoder"], epochs=2, lr=1e-3, seed=context.seed)
+        train_task_model(sample, config, folder)
+        context.init_from = folder
+        return []
+
+    def train_overrides(self, options):
+        return {"epochs": 1, "lr": 1e-12, "head_lr": 1e-12}  # the weights barely move
+
+    def continues_training(self, options) -> bool:
+        return True
+
+
+def test_a_method_can_have_the_cell_continue_from_its_task_model(
+    bench_config, tiny_st: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from augtool.core.taskmodel.model import resolve_init_model
+
+    monkeypatch.setitem(BENCH_METHODS._entries, "warm", WarmStart)
+    config = bench_config(methods={"warm": {"encoder": str(tiny_st)}}, seeds=[1], keep_models=True)
+    run = tmp_path / "run"
+    result = run_cli("bench", config, "-o", run)
+    assert result.exit_code == 0, result.stderr
+    cell = json.loads((run / "cells" / "kw__k2__s1__warm.json").read_text())
+    init = Path(cell["init_from"]["path"])
+    assert init.name == "theta" and init.parent.name.endswith(".artifacts")
+    assert cell["init_from"]["sha256"] == resolve_init_model(init).fingerprint
+    log = (run / "logs" / "kw__k2__s1__warm.log").read_text()
+    assert f"training continues from {init}" in log
+    # The cell's model is the method's model, trained on (at ~0 learning rate).
+    ours = load_file(run / "models" / "kw__k2__s1__warm" / "head.safetensors")
+    theirs = load_file(init / "head.safetensors")
+    assert all(torch.allclose(ours[k], theirs[k], atol=1e-6) for k in theirs)
+
+    # Another run folder: the augmentation and its task model come from the cache.
+    again = tmp_path / "again"
+    assert run_cli("bench", config, "-o", again).exit_code == 0
+    cached = json.loads((again / "cells" / "kw__k2__s1__warm.json").read_text())
+    assert cached["init_from"] == cell["init_from"]
+    assert "served from cache" in (again / "logs" / "kw__k2__s1__warm.log").read_text()
+
+    # A cache whose task model went missing is redone, not trained from scratch.
+    import shutil
+
+    shutil.rmtree(init)
+    third = tmp_path / "third"
+    assert run_cli("bench", config, "-o", third).exit_code == 0
+    assert (
+        "lacks its task model; augmenting again"
+        in (third / "logs" / "kw__k2__s1__warm.log").read_text()
+    )
+    assert init.is_dir()
+
+
+def test_task_model_init_from_is_checked_before_running(bench_config, tmp_path: Path) -> None:
+    config = bench_config(task_model={"encoder": "x", "init_from": str(tmp_path / "missing")})
+    assert_one_line_error(
+        run_cli("bench", config, "-o", tmp_path / "run"),
+        "task_model: --init-from",
+        "no such model folder",
+    )
+
+
 def test_parallel_jobs_and_manifest_cells(bench_config, tmp_path: Path) -> None:
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
     assert run_cli("bench", bench_config(), "-o", serial).exit_code == 0

@@ -288,6 +288,107 @@ def test_generate_fixed_lambda_llm_labels_and_resume(
     assert resumed.read_text() == full.read_text()
 
 
+def test_generate_llm_labels_with_the_appendix_a3_prompt(
+    trained: Path, corpus: Path, tmp_path: Path
+) -> None:
+    from augtool.core.generation.labels import load_label_set
+    from augtool.core.generation.prompts import LLM_LABEL
+
+    labels = tmp_path / "labels.json"
+    labels.write_text(
+        json.dumps(
+            {
+                "even": {"text": "Even", "description": "rows with an even index"},
+                "odd": {"text": "Odd", "description": "rows with an odd index"},
+            }
+        )
+    )
+    label_set = load_label_set(labels)
+    base = ("invmix", "generate", corpus, "--model", trained, "--n", 4, "--lam", 0.5)
+    llm = ("--labels", "llm", "--label-llm", "openai:labeller", "--keep-duplicates")
+    out = tmp_path / "a3.jsonl"
+    with StubOpenAIServer() as server:
+        server.script(*[Reply("Even.")] * 4)
+        result = run_cli(
+            *base, *llm, "--base-url", server.base_url, "--label-descriptions", labels, "-o", out
+        )
+        assert result.exit_code == 0, result.stderr
+        sent = [r["body"]["messages"] for r in server.requests]
+        rows = read_jsonl(out)
+        assert all(r["label"] == "even" for r in rows)
+        assert all(r["llm_label"]["method"] == "parse" for r in rows)
+        assert all(r["llm_label"]["reply"] == "Even." for r in rows)
+        assert all(r["llm_label"]["prompt_id"] == "invmix.a3.label" for r in rows)
+        # The paper's A.3 prompt, verbatim, with the labels and their descriptions.
+        assert sorted(m[-1]["content"] for m in sent) == sorted(
+            LLM_LABEL.render(text=r["text"], label_list=label_set.label_list())[-1]["content"]
+            for r in rows
+        )
+        assert all(len(m) == 1 for m in sent)  # no system message
+        assert '"Even": "rows with an even index",\n"Odd"' in sent[0][-1]["content"]
+        meta = json.loads((tmp_path / "a3.jsonl.meta.json").read_text())
+        assert meta["labelling"]["scoring"] == "parse"
+        assert meta["labelling"]["prompt"]["verbatim"] is True
+
+        # augtool's wording; a reply naming no label leaves the row unlabelled.
+        server.requests.clear()
+        server.script(*[Reply("no idea")] * 4)
+        other = tmp_path / "augtool.jsonl"
+        result = run_cli(
+            *base, *llm, "--base-url", server.base_url, "--prompt-style", "augtool", "-o", other
+        )
+        assert result.exit_code == 0, result.stderr
+        assert "4 rows got no label from the LLM" in result.stderr
+        assert all(r.get("label") is None for r in read_jsonl(other))
+        assert all(
+            "Answer with the label name only." in r["body"]["messages"][-1]["content"]
+            for r in server.requests
+        )
+
+        # A prompt file with the paper's placeholder.
+        prompt = tmp_path / "label.txt"
+        prompt.write_text("MINE: {text} -> one of {label_list}")
+        server.requests.clear()
+        server.script(*[Reply("odd")] * 4)
+        mine = tmp_path / "mine.jsonl"
+        result = run_cli(
+            *base, *llm, "--base-url", server.base_url, "--prompt-file", prompt, "-o", mine
+        )
+        assert result.exit_code == 0, result.stderr
+        assert all(r["label"] == "odd" for r in read_jsonl(mine))
+        assert all(
+            r["body"]["messages"][-1]["content"].startswith("MINE: ") for r in server.requests
+        )
+
+    def error(*extra: object):
+        return run_cli(*base, "-o", tmp_path / "bad.jsonl", *extra)
+
+    only_even = tmp_path / "even.json"
+    only_even.write_text('{"even": "even rows"}')
+    assert_one_line_error(
+        error(*llm, "--label-descriptions", only_even),
+        "--label-descriptions",
+        "the data has label(s) odd",
+        "it names: even",
+    )
+    unknown = tmp_path / "unknown.txt"
+    unknown.write_text("{sentence} {label_list}")
+    assert_one_line_error(
+        error(*llm, "--prompt-file", unknown), "--prompt-file", "unknown placeholder(s) {sentence}"
+    )
+    bare = tmp_path / "bare.txt"
+    bare.write_text("Label this: {text}")
+    assert_one_line_error(
+        error(*llm, "--prompt-file", bare), "--prompt-file", "must show the labels"
+    )
+    assert_one_line_error(
+        error("--prompt-file", prompt), "--prompt-file", "only used with --labels llm"
+    )
+    assert_one_line_error(
+        error(*llm, "--label-scoring", "loglik"), "--label-scoring", "loglik needs a local model"
+    )
+
+
 # --- refinement ---------------------------------------------------------------------------
 
 
@@ -320,6 +421,16 @@ def test_refine_saves_task_model_and_adaptor(trained: Path, corpus: Path, tmp_pa
     assert len(read_jsonl(out / "train_log.jsonl")) == 2
     assert not list(out.glob("round-*"))
     assert run_cli("eval", out / "task_model", corpus, "--json").exit_code == 0
+    theta = json.loads((out / "task_model" / "augtool_model.json").read_text())
+    assert theta["train_config"]["init_from"]  # round 2 continued round 1's theta
+
+    # Eq. 12: the final task model keeps training from theta* (the refine folder itself).
+    final = tmp_path / "final"
+    result = run_cli("train", corpus, "-o", final, "--init-from", out, "--epochs", 1)
+    assert result.exit_code == 0, result.stderr
+    meta = json.loads((final / "meta.json").read_text())
+    assert meta["init_from"]["task_model"] == str(out / "task_model")
+    assert meta["init_from"]["labels"] == ["even", "odd"]
 
     unknown = write_jsonl(
         tmp_path / "unknown.jsonl",
@@ -329,87 +440,268 @@ def test_refine_saves_task_model_and_adaptor(trained: Path, corpus: Path, tmp_pa
     assert_one_line_error(result, f"{unknown}:2", 'unknown label "weird"')
 
 
-# --- intrusion ----------------------------------------------------------------------------
+# --- intrusion ---------------------------------------------------------------------------
+
+TREC_LABELS = Path(__file__).resolve().parents[1] / "examples" / "labels" / "trec.json"
 
 
-def test_intrusion_verdicts_by_lambda_bin(trained: Path, corpus: Path, tmp_path: Path) -> None:
+def mixed_row(i: int, text: str, lam: float, a: str, b: str, soft: bool = True) -> dict:
+    row = {
+        "id": f"invmix-{i}",
+        "text": text,
+        "label": a if lam >= 0.5 else b,
+        "aug": {"method": "invmix", "lambda": lam, "parent_labels": [a, b], "parents": ["p", "q"]},
+    }
+    if soft:
+        row["label_dist"] = {a: lam} if a == b else {a: lam, b: round(1 - lam, 6)}
+    return row
+
+
+#: (text, lambda, parents, soft, step-1 reply, step-2 reply or None, label_text, verdict)
+INTRUSION_CASES = [
+    (
+        "Where is Bighorn?",
+        0.7,
+        ("LOC", "ENTY"),
+        True,
+        "Yes.",
+        None,
+        "70% Location and 30% Entity",
+        "none",
+    ),
+    (
+        "What do kangaroos eat?",
+        0.3,
+        ("LOC", "ENTY"),
+        True,
+        "no",
+        "Entity",
+        "70% Entity and 30% Location",
+        "inside",
+    ),
+    ("How fast is a taxi?", 0.9, ("NUM", "NUM"), True, "No", "Location", "Numeric", "outside"),
+    (
+        "What is this planet?",
+        0.55,
+        ("LOC", "NUM"),
+        True,
+        "NO!",
+        "I cannot tell",
+        "55% Location and 45% Numeric",
+        "unjudged",
+    ),
+    (
+        "Who wrote it?",
+        0.95,
+        ("HUM", "DESC"),
+        True,
+        "Maybe",
+        None,
+        "95% Human and 5% Description",
+        "unjudged",
+    ),
+    (
+        "What is the motto?",
+        0.5,
+        ("DESC", "HUM"),
+        False,
+        "Output: yes",
+        None,
+        "50% Description and 50% Human",
+        "none",
+    ),
+]
+
+
+@pytest.fixture
+def mixed_file(tmp_path: Path) -> Path:
+    rows = [
+        mixed_row(i, text, lam, a, b, soft)
+        for i, (text, lam, (a, b), soft, *_rest) in enumerate(INTRUSION_CASES)
+    ]
+    return write_jsonl(tmp_path / "mixed.jsonl", rows)
+
+
+def test_label_text_folding_and_yes_no_parsing() -> None:
+    from augtool.core.generation.labels import load_label_set
     from augtool.data import Record
-    from augtool.methods.invmix.intrusion import Mixed, verdict
-
-    mixed = Mixed(Record(id="x", text="t"), 0.7, "even", "odd")
-    assert verdict(mixed, "even", "Inside") == "none"
-    assert verdict(mixed, "odd", "Inside") == "inside"
-    assert verdict(mixed, "even", "Outside") == "outside"
-    assert verdict(mixed, "other", "Inside") == "outside"
-    assert verdict(mixed, None, "Inside") == "unjudged"
-
-    aug = tmp_path / "aug.jsonl"
-    assert (
-        run_cli(
-            "invmix",
-            "generate",
-            corpus,
-            "-o",
-            aug,
-            "--model",
-            trained,
-            "--n",
-            4,
-            "--pairs",
-            "inter-class",
-            "--lam",
-            0.8,
-            "--keep-duplicates",
-        ).exit_code
-        == 0
+    from augtool.methods.invmix.intrusion import (
+        Mixed,
+        by_lambda_bin,
+        label_text,
+        parse_yes_no,
+        verdict,
     )
-    texts = [r["text"] for r in read_jsonl(aug)]
+
+    trec = load_label_set(TREC_LABELS)
+    assert label_text({"LOC": 0.7, "ENTY": 0.3}, trec) == "70% Location and 30% Entity"
+    assert label_text({"LOC": 0.3, "ENTY": 0.7}, trec) == "70% Entity and 30% Location"
+    assert label_text({"NUM": 1.0}, trec) == "Numeric"
+    assert label_text({"NUM": 0.999, "LOC": 0.001}, trec) == "Numeric"  # 0% left out
+    assert label_text({"A": 0.335, "B": 0.335, "C": 0.33}, trec) == "34% A, 33% B and 33% C"
+    for reply, answer in (
+        ("Yes", "Yes"), ("yes.", "Yes"), ('"No"', "No"), ("NO!", "No"),
+        ("Output: Yes", "Yes"), ("No, it does not.", "No"), ("Maybe", None),
+        ("", None), ("not yes or no", None),
+    ):  # fmt: skip
+        assert parse_yes_no(reply) == answer, reply
+
+    mixed = Mixed(Record(id="x", text="t"), 0.3, "LOC", "ENTY", {"LOC": 0.3, "ENTY": 0.7})
+    assert mixed.folded == pytest.approx(0.7)
+    assert verdict(mixed, "Yes", None) == "none"
+    assert verdict(mixed, "No", "LOC") == "inside" and verdict(mixed, "No", "ENTY") == "inside"
+    assert verdict(mixed, "No", "NUM") == "outside"
+    assert verdict(mixed, "No", None) == "unjudged" and verdict(mixed, None, None) == "unjudged"
+
+    # lambda and 1 - lambda land in the same bin of [0.5, 1].
+    results = [
+        {"folded_lambda": max(lam, 1 - lam), "verdict": "none"}
+        for lam in (0.3, 0.7, 0.5, 1.0, 0.0, 0.95)
+    ]
+    bins = by_lambda_bin(results, 5)
+    assert [b["lambda"] for b in bins][0] == [0.5, 0.6] and bins[-1]["lambda"] == [0.9, 1.0]
+    assert [b["n"] for b in bins] == [1, 0, 2, 0, 3]
+
+
+def test_intrusion_follows_appendix_a4(mixed_file: Path, tmp_path: Path) -> None:
+    from augtool.core.generation.labels import load_label_set
+    from augtool.core.generation.prompts import INTRUSION_LABEL, INTRUSION_MATCH
+
+    trec = load_label_set(TREC_LABELS)
     with StubOpenAIServer() as server:
-        # Judge replies: one row per verdict, matched on the row's text in each prompt.
-        for text, (label, region) in zip(
-            texts,
-            [("even", "Inside"), ("odd", "Inside"), ("even", "Outside"), ("no idea", "Inside")],
-            strict=False,
-        ):
-            server.script(
-                Reply(label),
-                when=f"Which of these labels fits the text best?\n- even\n- odd\nText: {text}",
-            )
-            server.script(Reply(region), when=f"Text: {text}\nIf the text")
+        for text, *_middle, first, second, _shown, _verdict in INTRUSION_CASES:
+            server.script(Reply(first), when=f'Determine if the sentence "{text}"')
+            if second is not None:
+                server.script(Reply(second), when=f'Choose one label for the sentence "{text}"')
         out = tmp_path / "intrusion.json"
         result = run_cli(
-            "invmix",
-            "intrusion",
-            aug,
-            "--judge",
-            "openai:judge",
-            "--base-url",
-            server.base_url,
-            "-o",
-            out,
-            "--plot",
-            tmp_path / "i.png",
-            "--concurrency",
-            1,
-        )
+            "invmix", "intrusion", mixed_file, "--judge", "openai:judge",
+            "--base-url", server.base_url, "--labels", TREC_LABELS, "-o", out,
+            "--plot", tmp_path / "i.png", "--concurrency", 1,
+        )  # fmt: skip
+        sent = [r["body"]["messages"][-1]["content"] for r in server.requests]
     assert result.exit_code == 0, result.stderr
     report = json.loads(out.read_text())
-    generated = read_jsonl(aug)
-    # lambda = 0.8 favours the first parent's label.
-    favoured = [row["aug"]["parent_labels"][0] for row in generated]
+    assert [r["verdict"] for r in report["rows"]] == [c[-1] for c in INTRUSION_CASES]
+    assert [r["label_text"] for r in report["rows"]] == [c[-2] for c in INTRUSION_CASES]
+    assert [r["judged_label"] for r in report["rows"]] == [None, "ENTY", "LOC", None, None, None]
+
+    # Step 1 for every row, verbatim; step 2 only for the rows answered "No".
     expected = [
-        "none" if favoured[0] == "even" else "inside",
-        "none" if favoured[1] == "odd" else "inside",
-        "outside",
-        "unjudged",
+        INTRUSION_MATCH.render(text=c[0], label_text=c[-2])[-1]["content"] for c in INTRUSION_CASES
     ]
-    assert [row["verdict"] for row in report["rows"]] == expected
-    assert report["rows"][0]["judged_label"] == "even" and report["rows"][2]["region"] == "Outside"
-    assert len(report["bins"]) == 10 and report["bins"][8]["n"] == 4  # lambda 0.8
-    assert report["bins"][8]["counts"] == {
-        v: expected.count(v) for v in ("none", "inside", "outside", "unjudged")
-    }
+    expected += [
+        INTRUSION_LABEL.render(text=c[0], label_map=trec.label_map())[-1]["content"]
+        for c in INTRUSION_CASES
+        if c[4].lower().strip("!") == "no"
+    ]
+    assert sorted(sent) == sorted(expected)
+    assert 'in "Description, Numeric, Entity, Location, Human, Abbreviation".' in expected[-1]
+
+    assert report["counts"] == {"none": 2, "inside": 1, "outside": 1, "unjudged": 2}
+    assert report["intrusion_rate"] == 0.5 and report["inside_share"] == 0.5
+    assert report["sample"] == {"rows": 6, "judged": 6, "seed": 0}
+    assert [b["lambda"] for b in report["bins"]] == [
+        [0.5, 0.6], [0.6, 0.7], [0.7, 0.8], [0.8, 0.9], [0.9, 1.0]
+    ]  # fmt: skip
+    assert [b["n"] for b in report["bins"]] == [2, 0, 2, 0, 2]  # 0.3 folds onto 0.7
+    assert report["prompts"]["match_template"]["verbatim"] is True
     assert (tmp_path / "i.png").stat().st_size > 1000
+
+
+def test_intrusion_sample_styles_and_bad_input(mixed_file: Path, tmp_path: Path) -> None:
+    import random
+
+    out = tmp_path / "i.json"
+    base = ("invmix", "intrusion", mixed_file, "--judge", "openai:j", "-o", out, "--overwrite")
+    with StubOpenAIServer() as server:
+        url = ("--base-url", server.base_url)
+        server.script(*[Reply("Yes")] * 3)
+        result = run_cli(*base, *url, "--sample", 3, "--seed", 4, "--prompt-style", "augtool")
+        assert result.exit_code == 0, result.stderr
+        report = json.loads(out.read_text())
+        chosen = sorted(random.Random(4).sample(range(6), 3))
+        assert [r["id"] for r in report["rows"]] == [f"invmix-{i}" for i in chosen]
+        assert report["sample"] == {"rows": 6, "judged": 3, "seed": 4}
+        sent = [r["body"]["messages"][-1]["content"] for r in server.requests]
+        assert all("Does the text carry that mixed label?" in text for text in sent)
+        raw = [  # no --labels: the label names as written
+            "70% LOC and 30% ENTY", "70% ENTY and 30% LOC", "NUM",
+            "55% LOC and 45% NUM", "95% HUM and 5% DESC", "50% DESC and 50% HUM",
+        ]  # fmt: skip
+        assert sorted(r["label_text"] for r in report["rows"]) == sorted(raw[i] for i in chosen)
+        assert all(any(f'"{raw[i]}"' in text for text in sent) for i in chosen)
+
+        # Replacement prompts: the paper's placeholders are accepted in files.
+        match = tmp_path / "match.txt"
+        match.write_text("MATCH {text} as {label_text}? Yes or No.")
+        label = tmp_path / "label.yaml"
+        label.write_text('user: "LABEL {text} from {label_map}"\n')
+        server.requests.clear()
+        server.script(*[Reply("No")] * 6, *[Reply("ENTY")] * 6)
+        args = ("--match-prompt-file", match, "--label-prompt-file", label, "--sample", 0)
+        result = run_cli(*base, *url, *args, "--concurrency", 1)
+        assert result.exit_code == 0, result.stderr
+        sent = [r["body"]["messages"][-1]["content"] for r in server.requests]
+        assert sum(t.startswith("MATCH ") for t in sent) == 6
+        assert sum(t.startswith("LABEL ") for t in sent) == 6
+        prompts = json.loads(out.read_text())["prompts"]
+        assert prompts["match_template"]["source"] == str(match)
+
+    def error(*extra: object):
+        return run_cli(*base, "--base-url", "http://127.0.0.1:9/v1", *extra)
+
+    unknown = tmp_path / "unknown.txt"
+    unknown.write_text("Is {sentence} {label_text}?")
+    assert_one_line_error(
+        error("--match-prompt-file", unknown),
+        "--match-prompt-file",
+        "unknown placeholder(s) {sentence}",
+    )
+    missing = tmp_path / "missing.txt"
+    missing.write_text('Is "{text}" right? Yes or No.')
+    assert_one_line_error(
+        error("--match-prompt-file", missing), "--match-prompt-file", "{label_text}"
+    )
+    no_labels = tmp_path / "nolabels.txt"
+    no_labels.write_text("Label {text}.")
+    assert_one_line_error(
+        error("--label-prompt-file", no_labels), "--label-prompt-file", "{label_map}"
+    )
+    other = write_jsonl(tmp_path / "labels.json", [])
+    other.write_text('["LOC", "ENTY"]')
+    assert_one_line_error(
+        error("--labels", other), "--labels", "DESC, HUM, NUM", "it names: LOC, ENTY"
+    )
+    assert_one_line_error(error("--sample", -1), "--sample", ">= 0")
+    assert_one_line_error(error("--prompt-style", "fancy"), "--prompt-style")
+    assert_one_line_error(error("--scoring", "loglik"), "--scoring", "loglik needs a local model")
+
+
+def test_intrusion_with_a_local_judge_scores_yes_no_and_labels(
+    trained: Path, corpus: Path, inversion_lm: Path, tmp_path: Path
+) -> None:
+    aug = tmp_path / "aug.jsonl"
+    result = run_cli(
+        "invmix", "generate", corpus, "-o", aug, "--model", trained, "--n", 6,
+        "--pairs", "inter-class", "--keep-duplicates",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    out = tmp_path / "i.json"
+    result = run_cli("invmix", "intrusion", aug, "--judge", f"hf:{inversion_lm}", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["scoring"] == "loglik" and report["n"] == 6
+    for row in report["rows"]:
+        match = row["evidence"]["match"]
+        assert match["method"] == "loglik" and set(match["scores"]) == {"Yes", "No"}
+        assert row["match"] == max(match["scores"], key=match["scores"].get)
+        if row["match"] == "No":
+            scores = row["evidence"]["label"]["scores"]
+            assert set(scores) == {"even", "odd"} and row["judged_label"] in scores
+            assert row["verdict"] == "inside"  # both labels are parents here
+        else:
+            assert row["verdict"] == "none" and row["evidence"]["label"] is None
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -507,65 +799,21 @@ def test_invmix_is_a_bench_method(
     assert result.exit_code == 0, result.stderr
     cell = json.loads((run / "cells" / "toy__k2__s1__invmix.json").read_text())
     assert cell["status"] == "ok" and cell["n_augmented"] == 8  # per_original x 4 rows
+    # Eq. 12: the cell's task model continued from the refined theta* of its own sample.
+    theta = Path(cell["init_from"]["path"])
+    assert theta.name == "theta" and theta.parent.name.startswith("invmix-")
+    assert cell["init_from"]["labels"] == ["even", "odd"]
+    assert json.loads((theta / "augtool_model.json").read_text())["train_config"]["epochs"] == 1
+    log = (run / "logs" / "toy__k2__s1__invmix.log").read_text()
+    assert f"training continues from {theta}" in log
+    assert "init_from" not in json.loads((run / "cells" / "toy__k2__s1__base.json").read_text())
+
+    from augtool.bench.methods import InvmixMethod
+
+    assert InvmixMethod().continues_training({})
+    assert not InvmixMethod().continues_training({"init_from_refined": False})
     bad = tmp_path / "bad.yaml"
     bad.write_text(config.read_text().replace(str(trained), str(tmp_path / "missing")))
     assert_one_line_error(
         run_cli("bench", bad, "-o", tmp_path / "run2"), "methods.invmix", "no such folder"
     )
-
-
-def test_intrusion_prompts_can_be_replaced(trained: Path, corpus: Path, tmp_path: Path) -> None:
-    aug = tmp_path / "aug.jsonl"
-    assert (
-        run_cli(
-            "invmix",
-            "generate",
-            corpus,
-            "-o",
-            aug,
-            "--model",
-            trained,
-            "--n",
-            2,
-            "--keep-duplicates",
-        ).exit_code
-        == 0
-    )
-    bad = tmp_path / "bad.txt"
-    bad.write_text("Is {sentence} inside {label_a}?")
-    result = run_cli(
-        "invmix",
-        "intrusion",
-        aug,
-        "--judge",
-        "openai:j",
-        "--base-url",
-        "http://127.0.0.1:9/v1",
-        "-o",
-        tmp_path / "i.json",
-        "--region-prompt-file",
-        bad,
-    )
-    assert_one_line_error(result, "--region-prompt-file", "unknown placeholder(s) {sentence}")
-    good = tmp_path / "region.txt"
-    good.write_text("PAPER TEXT. {text} between {label_a} and {label_b}: Inside or Outside?")
-    with StubOpenAIServer() as server:
-        result = run_cli(
-            "invmix",
-            "intrusion",
-            aug,
-            "--judge",
-            "openai:j",
-            "--base-url",
-            server.base_url,
-            "-o",
-            tmp_path / "i.json",
-            "--region-prompt-file",
-            good,
-        )
-        sent = [r["body"]["messages"][-1]["content"] for r in server.requests]
-    assert result.exit_code == 0, result.stderr
-    assert sum(text.startswith("PAPER TEXT.") for text in sent) == 2
-    prompts = json.loads((tmp_path / "i.json").read_text())["prompts"]
-    assert prompts["region_template"]["source"] == str(good)
-    assert prompts["label_template"]["verbatim"] is False

@@ -212,6 +212,10 @@ def _check(config: BenchConfig, path: Path, registry: Any) -> None:
         raise _error(path, f"task_model: unknown key(s) {', '.join(unknown)}")
     try:
         config.train_config(seed=config.seeds[0])
+        if config.task_model.get("init_from"):
+            from augtool.core.taskmodel.model import resolve_init_model
+
+            resolve_init_model(str(config.task_model["init_from"]))
     except OptionError as exc:
         raise _error(path, f"task_model: {exc}") from exc
     for name, options in config.methods.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from augtool.core.registry import Registry, import_path
@@ -27,12 +28,20 @@ _HARNESS_FIELDS = {"text_field", "label_field", "seed", "keep_original", "prompt
 
 @dataclass
 class AugmentContext:
-    """What an augmentation step knows about its cell."""
+    """What an augmentation step knows about its cell, and what it leaves for training.
+
+    ``artifacts`` is a folder kept with the cached rows; a method whose task model must
+    continue from a model it trained (invmix's refined theta*, Eq. 12) saves that task
+    model there and sets ``init_from`` to it. The harness then trains the cell's task
+    model with ``init_from`` (``augtool train --init-from``).
+    """
 
     seed: int
     k: int | str
     per_original: int
     reporter: Reporter
+    artifacts: Path | None = None
+    init_from: Path | None = None
 
 
 class BenchMethod:
@@ -93,6 +102,11 @@ class BenchMethod:
     def train_overrides(self, options: dict[str, Any]) -> dict[str, Any]:
         """Changes to the task model's training config (none by default)."""
         return {}
+
+    def continues_training(self, options: dict[str, Any]) -> bool:
+        """Whether :meth:`augment` leaves a task model (``context.init_from``) that the
+        cell's training continues from; a cached augmentation without it is redone."""
+        return False
 
 
 class MixupMethod(BenchMethod):
@@ -313,11 +327,30 @@ class _SeedMethod(BenchMethod):
 
 
 class InvmixMethod(_SeedMethod):
-    """inversedMixup: refine a stage-1 adaptor on the sample, then mix and invert."""
+    """inversedMixup: refine a stage-1 adaptor on the sample, mix and invert; the cell's
+    task model then continues from the refined theta* on sample + mixed rows (Eq. 12)."""
 
     name = "invmix"
     options_path = "augtool.methods.invmix.bench:InvmixBenchOptions"
     augment_path = "augtool.methods.invmix.bench:augment_with_invmix"
+
+    def augment(
+        self, sample: list[Record], options: dict[str, Any], context: AugmentContext
+    ) -> list[Record]:
+        config = self.build(
+            options, context.per_original, context.k, len(sample), seed=context.seed
+        )
+        keep = None
+        if config.init_from_refined and context.artifacts is not None:
+            keep = context.artifacts / "theta"
+        run = import_path(self.augment_path)
+        rows = run(sample, config, context.per_original, context.reporter, task_model_to=keep)
+        if keep is not None:
+            context.init_from = keep
+        return rows
+
+    def continues_training(self, options: dict[str, Any]) -> bool:
+        return bool(options.get("init_from_refined", True))
 
 
 class TopexMethod(_SeedMethod):

@@ -14,7 +14,8 @@ A run folder holds::
 
 A cell is ``dataset x K x seed x method``. It augments the shared K-shot sample (cached
 on disk by content, across run folders), trains the task model on sample + augmented
-rows, evaluates it and writes ``cells/<cell>.json``. Finished cells are never rerun;
+rows (continuing from a task model the method left, e.g. invmix's refined theta*, Eq. 12),
+evaluates it and writes ``cells/<cell>.json``. Finished cells are never rerun;
 failed cells are recorded with their error and retried by the next run.
 """
 
@@ -201,8 +202,14 @@ def _augmented(
     sample: list[Any],
     seconds: dict[str, float],
     reporter: Reporter,
-) -> list[Any]:
-    """The method's rows for this sample, from the content-keyed cache or freshly made."""
+) -> tuple[list[Any], Path | None]:
+    """The method's rows for this sample, from the content-keyed cache or freshly made,
+    and the task model the cell's training continues from, if the method left one.
+
+    A method may leave files for training in ``context.artifacts`` (a folder kept next to
+    the cached rows) and name a task-model folder there as ``context.init_from``; the
+    cache records it (``<rows>.init``) so a cache hit gives the same starting point.
+    """
     from augtool.bench.methods import BENCH_METHODS, AugmentContext
     from augtool.core.hub import cache_root
     from augtool.data import RecordSpec, read_records
@@ -210,7 +217,7 @@ def _augmented(
     method = BENCH_METHODS.get(cell.method)()
     options = config.methods[cell.method]
     if not method.adds_rows:
-        return []
+        return [], None
     key = run_key(
         "bench-augment",
         cell.method,
@@ -220,17 +227,46 @@ def _augmented(
         [r.to_dict() for r in sample],
     )
     cache = cache_root() / "bench-augment" / f"{cell.method}-{key}.jsonl"
+    artifacts = cache.with_suffix(".artifacts")
+    init_note = cache.with_suffix(".init")
     with _timed(seconds, "augment"):
         if cache.is_file():
-            reporter.log(f"augmentation served from cache {cache}")
-            return read_records(cache, RecordSpec()) if cache.stat().st_size else []
+            init = _cached_init(init_note, artifacts)
+            if init is not None or not method.continues_training(options):
+                reporter.log(f"augmentation served from cache {cache}")
+                rows = read_records(cache, RecordSpec()) if cache.stat().st_size else []
+                return rows, init
+            reporter.log("cached augmentation lacks its task model; augmenting again")
+        shutil.rmtree(artifacts, ignore_errors=True)
+        init_note.unlink(missing_ok=True)
+        artifacts.mkdir(parents=True, exist_ok=True)
         context = AugmentContext(
-            seed=cell.seed, k=cell.k, per_original=config.per_original, reporter=reporter
+            seed=cell.seed,
+            k=cell.k,
+            per_original=config.per_original,
+            reporter=reporter,
+            artifacts=artifacts,
         )
         rows = method.augment(sample, options, context)
-        cache.parent.mkdir(parents=True, exist_ok=True)
+        init = None
+        if context.init_from is not None:
+            init = Path(context.init_from)
+            if not init.resolve().is_relative_to(artifacts.resolve()):
+                raise AugtoolError(
+                    f"{cell.method}: init_from must lie inside the augmentation's artifacts "
+                    f"folder {artifacts} (it is {init})"
+                )
+            atomic_write_text(init_note, str(init.resolve().relative_to(artifacts.resolve())))
         atomic_write_text(cache, "".join(json.dumps(r.to_dict()) + "\n" for r in rows))
-    return rows
+    return rows, init
+
+
+def _cached_init(note: Path, artifacts: Path) -> Path | None:
+    """The task model a cached augmentation left, if its note and folder are intact."""
+    if not note.is_file():
+        return None
+    folder = artifacts / note.read_text(encoding="utf-8").strip()
+    return folder if folder.is_dir() else None
 
 
 def run_cell(run_dir: str | Path, cell_id: str, reporter: Reporter = SILENT) -> dict[str, Any]:
@@ -286,7 +322,7 @@ def _run_cell(
         sample = read_records(
             sample_file(run_dir, dataset, cell.k, cell.seed), RecordSpec(require_label=True)
         )
-    augmented = _augmented(cell, config, sample, seconds, log)
+    augmented, init_from = _augmented(cell, config, sample, seconds, log)
     if config.augmented_labels == "hard":
         for row in augmented:
             if row.label_dist:
@@ -297,18 +333,26 @@ def _run_cell(
         r for r in augmented if (r.label in known) or (r.label_dist and set(r.label_dist) <= known)
     ]
     method = BENCH_METHODS.get(cell.method)()
-    train_config = config.train_config(
-        cell.seed, **method.train_overrides(config.methods[cell.method])
-    )
+    overrides = method.train_overrides(config.methods[cell.method])
+    if init_from is not None:
+        overrides["init_from"] = str(init_from)
+        log.log(f"training continues from {init_from}")
+    train_config = config.train_config(cell.seed, **overrides)
     model_dir = run_dir / "models" / cell.id
+    init_info: dict[str, Any] | None = None
     with _timed(seconds, "train"):
         if (model_dir / MODEL_FILE).is_file():
             log.log("reusing the trained model of an earlier, interrupted attempt")
             model = TaskModel.load(model_dir, device=train_config.device)
+            if init_from is not None:
+                from augtool.core.taskmodel.model import resolve_init_model
+
+                init_info = resolve_init_model(init_from).describe()
         else:
-            model = train_task_model(
+            trained = train_task_model(
                 sample + augmented, train_config, model_dir, overwrite=True, reporter=log
-            ).model
+            )
+            model, init_info = trained.model, trained.init_from
     with _timed(seconds, "eval"):
         test = read_records(
             dataset.test,
@@ -324,6 +368,7 @@ def _run_cell(
         "n_sample": len(sample),
         "n_augmented": len(augmented),
         "n_test": metrics["n"],
+        **({"init_from": init_info} if init_info else {}),
     }
 
 

@@ -238,24 +238,36 @@ def generate(
     settings = make_config(ctx, InvmixGenerateConfig, config)
     check_input_file(file)
     prepare_output(output, overwrite=overwrite, inputs=[file])
-    inverter = InversionModel.load(model, device=settings.device, dtype=settings.dtype)
-    known = frozenset(inverter.labels) if inverter.labels else None
+    template = settings.label_template() if settings.labels == "llm" else None
+    descriptions = (
+        load_label_set(settings.label_descriptions) if settings.label_descriptions else None
+    )
+    known = _model_labels(model)
     records, rejects = read_input(
         file,
         text_field=settings.text_field,
         label_field=settings.label_field,
         require_label=True,
-        known_labels=known,
+        known_labels=frozenset(known) if known else None,
         skip_invalid=skip_invalid,
     )
-    labeller = None
+    label_set = None
     if settings.labels == "llm":
-        label_set = (
-            load_label_set(settings.label_descriptions)
-            if settings.label_descriptions
-            else label_set_from(labels_of(records), str(file))
+        if descriptions is not None:
+            descriptions.require(
+                labels_of(records), str(settings.label_descriptions), "label_descriptions"
+            )
+        label_set = descriptions or label_set_from(labels_of(records), str(file))
+    inverter = InversionModel.load(model, device=settings.device, dtype=settings.dtype)
+    labeller = None
+    if label_set is not None and template is not None:
+        llm = _label_llm(settings, inverter)
+        labeller = LLMLabeller(
+            llm,
+            label_set,
+            scoring=settings.resolved_label_scoring(llm),
+            template=template,
         )
-        labeller = LLMLabeller(_label_llm(settings, inverter), label_set)
     key = run_key(
         "invmix generate",
         config_dict(settings),
@@ -289,6 +301,16 @@ def generate(
             counts=counts,
             started=started,
             models={"inversion": str(model), "llm": inverter.llm_info},
+            extra={
+                "labelling": {
+                    "llm": settings.label_llm or inverter.llm_info["spec"],
+                    "scoring": labeller.scoring,
+                    "prompt": labeller.template.describe(),
+                    "labels": label_set.names if label_set else None,
+                }
+                if labeller
+                else None
+            },
         ),
     )
     report_rejects(output, rejects)
@@ -300,8 +322,20 @@ def generate(
     say(f"wrote {counts['written']} mixed rows to {output}{note}")
 
 
+def _model_labels(model: Path) -> list[str]:
+    """The labels an invmix model was refined on (read from its ``inversion.json`` without
+    loading anything; empty for a stage-1 adaptor or an unreadable folder, which loading
+    then reports)."""
+    try:
+        info = json.loads((Path(model) / "inversion.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    labels = info.get("labels") if isinstance(info, dict) else None
+    return [str(x) for x in labels] if isinstance(labels, list) else []
+
+
 def _label_llm(settings: InvmixGenerateConfig, inverter: object) -> object:
-    """The LLM for --labels llm: the given spec, or the inversion LM itself (hf:, loglik)."""
+    """The LLM for --labels llm: the given spec, or the inversion LM itself (hf:)."""
     from augtool.core.generation import load_llm
     from augtool.core.generation.hf_backend import HFBackend
 
@@ -336,29 +370,20 @@ def intrusion(
     overwrite: OverwriteOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Manifold intrusion: an LLM judge labels each mixed row and says Inside/Outside;
-    proportions by lambda bin."""
-    from augtool.core.generation import ScoringLLM, load_llm
+    """Manifold intrusion (App. A.4): does the interpolated label fit each mixed row
+    (Yes/No); for No rows, is the judge's label a parent's (Inside) or not (Outside);
+    proportions by the folded mixing ratio max(lambda, 1-lambda)."""
+    from augtool.core.generation import load_llm
     from augtool.core.generation.labels import label_set_from, load_label_set
-    from augtool.core.generation.prompts import (
-        AUGTOOL_INTRUSION_LABEL as INTRUSION_JUDGE_LABEL,
-    )
-    from augtool.core.generation.prompts import (
-        AUGTOOL_INTRUSION_MATCH as INTRUSION_JUDGE_REGION,
-    )
-    from augtool.core.generation.prompts import (
-        load_prompt_file,
-    )
     from augtool.core.plotting import stacked_bins
     from augtool.data import build_meta, prepare_output, write_json, write_meta
     from augtool.data.jsonl import check_input_file
-    from augtool.errors import OptionError
+    from augtool.methods.invmix.config import resolve_scoring
     from augtool.methods.invmix.intrusion import (
-        LABEL_PLACEHOLDERS,
-        REGION_PLACEHOLDERS,
         VERDICTS,
         judge,
         mixed_rows,
+        sample_rows,
         summarise,
     )
 
@@ -366,27 +391,21 @@ def intrusion(
     settings = make_config(ctx, IntrusionConfig, config)
     check_input_file(file)
     prepare_output(output, overwrite=overwrite, inputs=[file])
+    templates = {
+        "match_template": settings.match_template(),
+        "label_template": settings.label_template(),
+    }
     records, _ = read_input(file, text_field=settings.text_field)
-    rows = mixed_rows(records)
-    names = sorted({label for m in rows for label in (m.label_a, m.label_b)})
-    label_set = (
-        load_label_set(settings.labels) if settings.labels else label_set_from(names, str(file))
-    )
+    every = mixed_rows(records)
+    rows = sample_rows(every, settings.sample, settings.seed)
+    parents = sorted({label for m in every for label in m.parents})
+    if settings.labels:
+        label_set = load_label_set(settings.labels)
+        label_set.require(parents, settings.labels)
+    else:
+        label_set = label_set_from(parents, str(file))
     llm = load_llm(settings.judge, **settings.backend_options())
-    scoring = settings.scoring
-    if scoring == "auto":
-        scoring = "loglik" if isinstance(llm, ScoringLLM) else "parse"
-    if scoring == "loglik" and not isinstance(llm, ScoringLLM):
-        raise OptionError("scoring", "loglik needs a local judge (hf:)")
-    templates = {"label_template": INTRUSION_JUDGE_LABEL, "region_template": INTRUSION_JUDGE_REGION}
-    for key, option, path, available in (
-        ("label_template", "label_prompt_file", settings.label_prompt_file, LABEL_PLACEHOLDERS),
-        ("region_template", "region_prompt_file", settings.region_prompt_file, REGION_PLACEHOLDERS),
-    ):
-        if path:
-            templates[key] = load_prompt_file(
-                path, template_id=templates[key].id, available=available, option=option
-            )
+    scoring = resolve_scoring(settings.scoring, llm, "scoring")
     llm.check()
     try:
         with progress_reporter() as reporter:
@@ -407,16 +426,8 @@ def intrusion(
         {
             "judge": settings.judge,
             "scoring": scoring,
-            "prompts": {
-                name: {
-                    "id": t.id,
-                    "source": t.source,
-                    "verbatim": t.verbatim,
-                    "system": t.system,
-                    "user": t.user,
-                }
-                for name, t in templates.items()
-            },
+            "sample": {"rows": len(every), "judged": len(rows), "seed": settings.seed},
+            "prompts": {name: t.describe() for name, t in templates.items()},
             **summary,
             "rows": results,
         },
@@ -426,8 +437,8 @@ def intrusion(
             summary["bins"],
             VERDICTS,
             plot,
-            title="Manifold intrusion by lambda",
-            xlabel="lambda (weight of the first parent)",
+            title="Manifold intrusion by mixing ratio",
+            xlabel="max(lambda, 1 - lambda): the dominant parent's weight",
         )
     write_meta(
         output,
@@ -435,12 +446,12 @@ def intrusion(
             "invmix intrusion",
             config=settings,
             inputs=[file],
-            counts=summary["counts"],
+            counts={**summary["counts"], "rows": len(every), "judged": len(rows)},
             started=started,
             models={"judge": llm.identity()},
         ),
     )
-    table = Table(title=f"manifold intrusion, {summary['n']} rows")
+    table = Table(title=f"manifold intrusion, {summary['n']} of {len(every)} rows")
     for column in ("verdict", "rows", "share"):
         table.add_column(column)
     for name in VERDICTS:

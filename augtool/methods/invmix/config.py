@@ -7,10 +7,21 @@ from typing import Any
 
 from augtool.core.config import check
 from augtool.core.device import DTYPES
+from augtool.core.generation.prompts import PROMPT_STYLES, PromptTemplate
 from augtool.core.hub import DEFAULT_ENCODER, ENCODER_HELP
+from augtool.errors import OptionError
 
 PAIR_MODES = ("random", "inter-class", "intra-class")
 LABEL_MODES = ("soft", "llm")
+#: How an LLM's answer becomes a label: auto (parse on openai:, loglik on hf:), the
+#: generated reply parsed to a label, or the most likely label text (log-likelihood).
+LABEL_SCORINGS = ("auto", "parse", "loglik")
+#: Placeholders a labelling prompt (A.3, and A.4's second set) may use; it must use
+#: ``{text}`` and one of the others.
+LABEL_PLACEHOLDERS = frozenset({"text", "label_list", "label_map", "label_descriptions"})
+LABEL_SETS = ("label_list", "label_map", "label_descriptions")
+#: Placeholders of A.4's first set (is the interpolated label right?); both are needed.
+MATCH_PLACEHOLDERS = frozenset({"text", "label_text"})
 
 _DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps."
 _DTYPE_HELP = "LLM weights: auto (bfloat16 on CUDA), float32, bfloat16, float16."
@@ -19,6 +30,43 @@ _DTYPE_HELP = "LLM weights: auto (bfloat16 on CUDA), float32, bfloat16, float16.
 def _check_runtime(device: str, dtype: str) -> None:
     check(bool(device.strip()), "device", "must not be empty")
     check(dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+
+
+def resolve_scoring(scoring: str, llm: Any, option: str) -> str:
+    """``auto`` becomes ``loglik`` on a backend that scores (hf:) and ``parse`` elsewhere;
+    ``loglik`` on a backend that cannot score is a one-line error."""
+    from augtool.core.generation import ScoringLLM
+
+    if scoring == "auto":
+        return "loglik" if isinstance(llm, ScoringLLM) else "parse"
+    if scoring == "loglik" and not isinstance(llm, ScoringLLM):
+        raise OptionError(option, "loglik needs a local model (hf:)")
+    return scoring
+
+
+def prompt_template(
+    step: str,
+    style: str,
+    path: str | None,
+    option: str,
+    available: frozenset[str],
+    required: frozenset[str],
+    one_of: tuple[str, ...] = (),
+) -> PromptTemplate:
+    """The built-in prompt of ``step`` in ``style``, or the user's file, checked: unknown
+    or missing placeholders are one-line errors naming ``option``."""
+    from augtool.core.generation.prompts import builtin, load_prompt_file
+
+    default = builtin(step, style)
+    if not path:
+        return default
+    template = load_prompt_file(
+        path, template_id=default.id, available=available, required=required, option=option
+    )
+    if one_of and not set(one_of) & template.placeholders:
+        spelled = ", ".join("{" + name + "}" for name in one_of)
+        raise OptionError(option, f"{path}: the prompt must show the labels with one of {spelled}")
+    return template
 
 
 @dataclass
@@ -149,13 +197,36 @@ class InvmixGenerateConfig:
     label_llm: str | None = field(
         default=None,
         metadata={
-            "help": "LLM for --labels llm (default: the inversion LM, by log-likelihood); "
-            "hf:<model> or openai:<model>."
+            "help": "LLM for --labels llm (default: the inversion LM); hf:<model> or "
+            "openai:<model>."
+        },
+    )
+    label_scoring: str = field(
+        default="auto",
+        metadata={
+            "help": "--labels llm: parse (the reply, parsed to a label: the paper's A.3), "
+            "loglik (the most likely label text; hf: only) or auto (parse on openai:, "
+            "loglik on hf:)."
         },
     )
     label_descriptions: str | None = field(
         default=None,
-        metadata={"help": "Labels file with descriptions for --labels llm (JSON/YAML)."},
+        metadata={
+            "help": "Labels file for --labels llm: label texts and descriptions shown in "
+            "{label_list} (e.g. examples/labels/trec.json, the paper's A.3); it must name "
+            "every label of the data."
+        },
+    )
+    prompt_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Replace the labelling prompt of --labels llm (placeholders {text} and "
+            "one of {label_list}, {label_map}, {label_descriptions})."
+        },
+    )
+    prompt_style: str = field(
+        default="paper",
+        metadata={"help": "Built-in labelling prompt: paper (appendix A.3, verbatim) or augtool."},
     )
     base_url: str | None = field(
         default=None, metadata={"help": "openai: server URL for --label-llm."}
@@ -185,39 +256,100 @@ class InvmixGenerateConfig:
         )
         check(self.pairs in PAIR_MODES, "pairs", f"must be one of {', '.join(PAIR_MODES)}")
         check(self.labels in LABEL_MODES, "labels", f"must be one of {', '.join(LABEL_MODES)}")
+        check(
+            self.label_scoring in LABEL_SCORINGS,
+            "label_scoring",
+            f"must be one of {', '.join(LABEL_SCORINGS)}",
+        )
+        check(
+            self.prompt_style in PROMPT_STYLES,
+            "prompt_style",
+            f"must be one of {', '.join(PROMPT_STYLES)}",
+        )
+        check(
+            self.prompt_file is None or self.labels == "llm",
+            "prompt_file",
+            "the labelling prompt is only used with --labels llm",
+        )
+        check(
+            not (self.label_scoring == "loglik" and (self.label_llm or "").startswith("openai:")),
+            "label_scoring",
+            "loglik needs a local model (hf:), not an openai: --label-llm",
+        )
         check(self.temperature >= 0, "temperature", "must be >= 0")
         check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
         check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
         check(self.batch_size >= 1, "batch_size", "must be at least 1")
         _check_runtime(self.device, self.dtype)
 
+    def label_template(self) -> PromptTemplate:
+        """The labelling prompt (A.3's, augtool's, or ``--prompt-file``, checked)."""
+        return prompt_template(
+            "llm.label",
+            self.prompt_style,
+            self.prompt_file,
+            "prompt_file",
+            LABEL_PLACEHOLDERS,
+            frozenset({"text"}),
+            LABEL_SETS,
+        )
+
+    def resolved_label_scoring(self, llm: Any) -> str:
+        return resolve_scoring(self.label_scoring, llm, "label_scoring")
+
 
 @dataclass
 class IntrusionConfig:
-    """Manifold intrusion: an LLM judges each mixed row (label, then Inside/Outside)."""
+    """Manifold intrusion (App. A.4): does the interpolated label fit each mixed row; if
+    not, is the label the judge picks one of the parents' (Inside) or not (Outside)."""
 
     judge: str = field(default="", metadata={"help": "The judge: openai:<model> or hf:<model>."})
     labels: str | None = field(
         default=None,
-        metadata={"help": "Labels file with descriptions (default: the labels in the rows)."},
+        metadata={
+            "help": "Labels file: the label texts shown in {label_text} and {label_map} "
+            "(e.g. examples/labels/trec.json); default: the parents' labels as written."
+        },
     )
-    bins: int = field(default=10, metadata={"help": "lambda bins of the summary."})
+    sample: int = field(
+        default=100,
+        metadata={
+            "help": "Judge a seeded random sample of this many rows (the paper's 100); "
+            "0 judges every row."
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the --sample draw."})
+    bins: int = field(
+        default=5,
+        metadata={
+            "help": "Bins of the folded mixing ratio max(lambda, 1-lambda) over [0.5, 1] "
+            "in the summary and the plot."
+        },
+    )
+    match_prompt_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Replace step 1 (is the interpolated label right? Yes/No); "
+            "placeholders {text} and {label_text}."
+        },
+    )
     label_prompt_file: str | None = field(
         default=None,
         metadata={
-            "help": "Replace the label judge prompt (placeholders {text}, {label_descriptions})."
+            "help": "Replace step 2 (pick one label, for 'No' rows); placeholders {text} "
+            "and one of {label_map}, {label_list}, {label_descriptions}."
         },
     )
-    region_prompt_file: str | None = field(
-        default=None,
-        metadata={
-            "help": "Replace the Inside/Outside judge prompt (placeholders {text}, "
-            "{label_a}, {label_b})."
-        },
+    prompt_style: str = field(
+        default="paper",
+        metadata={"help": "Built-in prompts: paper (appendix A.4, verbatim) or augtool."},
     )
     scoring: str = field(
         default="auto",
-        metadata={"help": "auto (log-likelihood on hf:, reply parsing on openai:), loglik, parse."},
+        metadata={
+            "help": "auto (log-likelihood of Yes/No and of the labels on hf:, reply "
+            "parsing on openai:), loglik, parse."
+        },
     )
     base_url: str | None = field(default=None, metadata={"help": "openai: server URL."})
     api_key_env: str = field(
@@ -235,9 +367,38 @@ class IntrusionConfig:
 
     def __post_init__(self) -> None:
         check(bool(self.judge.strip()), "judge", "is required: openai:<model> or hf:<model>")
+        check(self.sample >= 0, "sample", "must be >= 0 (0: every row)")
         check(self.bins >= 1, "bins", "must be at least 1")
-        check(self.scoring in ("auto", "loglik", "parse"), "scoring", "auto, loglik or parse")
+        check(self.scoring in LABEL_SCORINGS, "scoring", "auto, loglik or parse")
+        check(
+            self.prompt_style in PROMPT_STYLES,
+            "prompt_style",
+            f"must be one of {', '.join(PROMPT_STYLES)}",
+        )
         _check_runtime(self.device, self.dtype)
+
+    def match_template(self) -> PromptTemplate:
+        """Step 1 (A.4's first set), or ``--match-prompt-file``, checked."""
+        return prompt_template(
+            "invmix.intrusion-match",
+            self.prompt_style,
+            self.match_prompt_file,
+            "match_prompt_file",
+            MATCH_PLACEHOLDERS,
+            MATCH_PLACEHOLDERS,
+        )
+
+    def label_template(self) -> PromptTemplate:
+        """Step 2 (A.4's second set), or ``--label-prompt-file``, checked."""
+        return prompt_template(
+            "invmix.intrusion-label",
+            self.prompt_style,
+            self.label_prompt_file,
+            "label_prompt_file",
+            LABEL_PLACEHOLDERS,
+            frozenset({"text"}),
+            LABEL_SETS,
+        )
 
     def backend_options(self) -> dict[str, Any]:
         from augtool.core.generation import backend_options

@@ -17,6 +17,7 @@ import numpy as np
 
 from augtool.core.generation.jobs import derive_seed
 from augtool.core.generation.labels import LabelSet, normalize
+from augtool.core.generation.prompts import LLM_LABEL, PromptTemplate
 from augtool.core.inversion.model import InversionModel
 from augtool.core.progress import SILENT, Reporter
 from augtool.data.provenance import make_aug
@@ -92,57 +93,62 @@ def soft_label(first: Record, second: Record, lam: float) -> dict[str, float]:
 
 
 class LLMLabeller:
-    """Hard labels for mixed rows from an LLM, with the labelling prompt (LLM issue)."""
+    """Hard labels for mixed rows from an LLM (§4.9, with the labelling prompt of App. A.3).
 
-    def __init__(self, llm: Any, label_set: LabelSet) -> None:
-        from augtool.core.generation.base import ScoringLLM
+    ``scoring="parse"`` asks for a reply and parses it to a label (``LabelSet.parse``; a
+    reply naming none leaves the row unlabelled), as the paper's prompt ("Respond with
+    only the label name") does; ``"loglik"`` takes the label whose text is the most likely
+    reply (hf: backends only).
+    """
 
+    def __init__(
+        self,
+        llm: Any,
+        label_set: LabelSet,
+        *,
+        scoring: str = "parse",
+        template: PromptTemplate = LLM_LABEL,
+        max_new_tokens: int = 16,
+    ) -> None:
         self.llm = llm
         self.label_set = label_set
-        self.loglik = isinstance(llm, ScoringLLM)
+        self.scoring = scoring
+        self.template = template
+        self.max_new_tokens = max_new_tokens
+
+    def prompts(self, texts: list[str]) -> list[Any]:
+        values = {
+            "label_list": self.label_set.label_list(),
+            "label_map": self.label_set.label_map(),
+            "label_descriptions": self.label_set.describe(),
+        }
+        return [self.template.render(text=t, **values) for t in texts]
 
     def label(self, texts: list[str], seeds: list[int]) -> list[tuple[str | None, dict[str, Any]]]:
         from augtool.core.generation.params import Failure, GenerationParams
-        from augtool.core.generation.prompts import LLM_LABEL
 
-        prompts = [
-            LLM_LABEL.render(text=t, label_descriptions=self.label_set.describe()) for t in texts
-        ]
+        prompts = self.prompts(texts)
         names = self.label_set.names
-        if self.loglik:
+        info = {"prompt_id": self.template.id}
+        if self.scoring == "loglik":
+            options = [self.label_set.text_of(name) for name in names]
             out = []
-            for scores in self.llm.score(prompts, names):
+            for scores in self.llm.score(prompts, options):
                 values = [s.mean for s in scores]
                 best = max(range(len(names)), key=values.__getitem__)
-                out.append(
-                    (
-                        names[best],
-                        {
-                            "method": "loglik",
-                            "scores": {n: round(v, 6) for n, v in zip(names, values, strict=True)},
-                        },
-                    )
-                )
+                scored = {n: round(v, 6) for n, v in zip(names, values, strict=True)}
+                out.append((names[best], {"method": "loglik", "scores": scored, **info}))
             return out
-        replies = self.llm.generate(prompts, GenerationParams(16, 0.0), seeds)
-        results = []
+        replies = self.llm.generate(prompts, GenerationParams(self.max_new_tokens, 0.0), seeds)
+        results: list[tuple[str | None, dict[str, Any]]] = []
         for reply in replies:
             if isinstance(reply, Failure):
-                results.append(
-                    (None, {"method": "parse", "status": "failed", "error": reply.error})
-                )
-            else:
-                label = self.label_set.parse(reply)
-                results.append(
-                    (
-                        label,
-                        {
-                            "method": "parse",
-                            "reply": reply,
-                            "status": "parsed" if label else "unparsed",
-                        },
-                    )
-                )
+                evidence = {"method": "parse", "status": "failed", "error": reply.error}
+                results.append((None, {**evidence, **info}))
+                continue
+            label = self.label_set.parse(reply)
+            status = "parsed" if label else "unparsed"
+            results.append((label, {"method": "parse", "reply": reply, "status": status, **info}))
         return results
 
 

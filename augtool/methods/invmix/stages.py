@@ -1,10 +1,13 @@
 """inversedMixup stages 1 and 2: align the adaptor, then refine encoder and adaptor.
 
 Stage 1 (``train-adaptor``): on unlabeled text, only the adaptor phi trains; the task
-encoder theta and the LM psi are frozen. Stage 2 (``refine``): on the labelled task data,
-rounds of (a) task-model training with cross-entropy, updating theta (the foundation's
-task model, fine-tuning the encoder), then (b) adaptor training with the updated encoder,
-updating phi. Both resume: stage 1 from its step checkpoints, stage 2 from its finished
+encoder theta and the LM psi are frozen (Eq. 3). Stage 2 (``refine``): on the labelled
+task data, rounds of (a) task-model training with cross-entropy, updating theta (Eq. 6;
+the task model of ``augtool train``, fine-tuning the encoder; from round 2 on it
+continues from the previous round's encoder and head), then (b) adaptor training with
+the updated encoder, updating phi (Eq. 7). The output keeps theta* as a normal task-model
+folder (``task_model/``), which ``augtool train --init-from`` continues from (Eq. 12).
+Both resume: stage 1 from its step checkpoints, stage 2 from its finished
 rounds and the current round's adaptor checkpoint.
 """
 
@@ -156,12 +159,13 @@ def run_refine(
         state = {"run_key": key, "done": 0, "history": []}
     staging.mkdir(parents=True, exist_ok=True)
     encoder_path = model.encoder.source
+    previous: str | None = None  # the last round's task model: theta continues from it
     if state["done"]:
         from safetensors.torch import load_model
 
         last = staging / f"round-{state['done']}"
         load_model(model.adaptor, str(last / "adaptor.safetensors"), device=str(model.lm.device))
-        encoder_path = str(last / TASK_MODEL_DIR / "encoder")
+        previous = str(last / TASK_MODEL_DIR)
         reporter.log(f"resuming refinement after round {state['done']} of {config.rounds}")
 
     labels: list[str] = []
@@ -170,6 +174,7 @@ def run_refine(
         reporter.log(f"round {round_number}/{config.rounds}: task model (theta)")
         task_config = TrainConfig(
             encoder=encoder_path,
+            init_from=previous,
             epochs=config.task_epochs,
             lr=config.task_lr,
             batch_size=config.task_batch_size,
@@ -181,9 +186,13 @@ def run_refine(
         )
         labels = trained.model.labels
         del trained
-        encoder_path = str(round_dir / TASK_MODEL_DIR / "encoder")
+        previous = str(round_dir / TASK_MODEL_DIR)
         reporter.log(f"round {round_number}/{config.rounds}: adaptor (phi)")
-        model.encoder = load_encoder(encoder_path, device=str(model.lm.device), dtype="float32")
+        model.encoder = load_encoder(
+            str(round_dir / TASK_MODEL_DIR / "encoder"),
+            device=str(model.lm.device),
+            dtype="float32",
+        )
         model.encoder.load()
         embeddings = model.embed(texts)
         progress = train_adaptor(
