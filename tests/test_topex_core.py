@@ -1,5 +1,6 @@
 """TopEx's building blocks on synthetic data with known structure: normalisation,
-clustering, the six scores, the choice and its reason, naming with BERTopic."""
+clustering, the six scores (each equation on a hand-made point set or hand-made texts,
+worked out by hand in the test), the choice and its reason, naming with BERTopic."""
 
 from __future__ import annotations
 
@@ -13,19 +14,29 @@ from augtool.core.clustering import (
     cluster_points,
     geometric_median,
     max_diameter,
+    max_extent,
     mean_outside_distance,
     minmax_normalise,
+    outside_distance_sum,
     project_2d,
 )
 from augtool.core.clustering.naming import name_clusters
 from augtool.core.clustering.scores import (
+    MEASURES,
+    Variants,
     Weights,
     choose_cluster,
-    geometric_scores,
+    geometric_measures,
     rank_clusters,
+    scores_from,
     with_weighted,
 )
-from augtool.core.clustering.text_scores import count_cosine, ctc_preservation, preservation
+from augtool.core.clustering.text_scores import (
+    count_cosine_name,
+    count_cosine_texts,
+    ctc_preservation,
+    preservation,
+)
 from augtool.errors import OptionError
 from augtool.methods.topex.config import ExploreConfig
 from augtool.methods.topex.explore import explore, output_space
@@ -78,16 +89,134 @@ def test_geometric_median_matches_a_brute_force_minimiser() -> None:
     assert np.allclose(geometric_median(collinear), [2, 0], atol=1e-5)
 
 
-def test_diameter_and_outside_distance() -> None:
+def test_diameter_extent_and_outside_distance() -> None:
     square = np.array([[0.0, 0], [1, 0], [0, 1], [1, 1]])
     assert max_diameter(square) == pytest.approx(np.sqrt(2))
-    assert max_diameter(square[:1]) == 0
+    assert max_extent(square) == pytest.approx(1.0)  # 1 along x, 1 along y
+    assert max_diameter(square[:1]) == 0 and max_extent(square[:1]) == 0
     inside, outside = np.array([[0.0, 0]]), np.array([[3.0, 4], [6, 8]])
+    assert outside_distance_sum(inside, outside) == pytest.approx(15.0)  # 5 + 10
     assert mean_outside_distance(inside, outside) == pytest.approx(7.5)
     big = np.random.default_rng(0).normal(size=(3000, 2))
-    exact = mean_outside_distance(big[:1000], big[1000:])
-    sampled = mean_outside_distance(big[:1000], big[1000:], max_points=500, seed=1)
+    exact = outside_distance_sum(big[:1000], big[1000:])
+    # a capped sample estimates the full sum (scaled up), not the sample's own sum
+    sampled = outside_distance_sum(big[:1000], big[1000:], max_points=500, seed=1)
     assert sampled == pytest.approx(exact, rel=0.05)
+    assert outside_distance_sum(big[:10], big[10:], max_points=5000) == pytest.approx(
+        outside_distance_sum(big[:10], big[10:])
+    )
+
+
+def test_density_is_size_over_the_largest_extent_along_one_dimension() -> None:
+    # C = {(0,0), (4,0), (0,1)}: extent 4 along x, 1 along y -> max 4 -> s = 3 / 4.
+    # The Euclidean variant uses the farthest pair, (4,0)-(0,1) = sqrt(16 + 1) = sqrt(17).
+    cluster = np.array([[0.0, 0], [4, 0], [0, 1]])
+    space = np.vstack([cluster, [[9.0, 9]]])
+    measures = _with_text(geometric_measures(space, np.arange(3)))
+    assert measures["extent"] == pytest.approx(4.0)
+    assert measures["diameter"] == pytest.approx(np.sqrt(17))
+    assert scores_from(measures)["density"] == pytest.approx(3 / 4)
+    euclidean = scores_from(measures, Variants(density="euclidean"))["density"]
+    assert euclidean == pytest.approx(3 / np.sqrt(17))
+    # identical points: the diameter is floored at 1e-6, not divided by 0
+    same = geometric_measures(np.array([[1.0, 1], [1, 1], [5, 5]]), np.arange(2))
+    assert scores_from(_with_text(same))["density"] == pytest.approx(2 / 1e-6)
+
+
+def test_pairwise_is_the_inside_outside_sum_over_the_outside_count() -> None:
+    # C = {(0,0), (6,0)}, outside {(0,8), (6,8), (3,4)} (3-4-5 and 6-8-10 triangles):
+    # from (0,0): 8 + 10 + 5; from (6,0): 10 + 8 + 5 -> sum 46.
+    # paper: 46 / (|Y| - |C|) = 46 / 3; variant "pairs": 46 / (2 * 3), the mean.
+    space = np.array([[0.0, 0], [6, 0], [0, 8], [6, 8], [3, 4]])
+    measures = _with_text(geometric_measures(space, np.array([0, 1])))
+    assert measures["pairwise_sum"] == pytest.approx(46.0)
+    assert measures["size"] == 2 and measures["outside"] == 3
+    assert scores_from(measures)["pairwise"] == pytest.approx(46 / 3)
+    assert scores_from(measures, Variants(pairwise="pairs"))["pairwise"] == pytest.approx(46 / 6)
+    # a cap on each side still estimates the sum (here the cap is no smaller: exact)
+    capped = geometric_measures(space, np.array([0, 1]), max_outside=3)
+    assert capped["pairwise_sum"] == pytest.approx(46.0)
+
+
+def test_geomedian_is_the_median_s_mean_distance_to_the_points_outside() -> None:
+    # C = the corners of the square [0,2]^2 and its centre: by symmetry g = (1,1).
+    # Outside: (1,4), (5,1), (4,5) at 3, 4 and 5 from g -> (3 + 4 + 5) / 3 = 4.
+    # Variant "inside": the mean distance of C's points to g = (4 * sqrt(2) + 0) / 5.
+    cluster = np.array([[0.0, 0], [2, 0], [0, 2], [2, 2], [1, 1]])
+    space = np.vstack([cluster, [[1.0, 4], [5, 1], [4, 5]]])
+    measures = _with_text(geometric_measures(space, np.arange(5)))
+    assert scores_from(measures)["geomedian"] == pytest.approx(4.0)
+    inside = scores_from(measures, Variants(geomedian="inside"))["geomedian"]
+    assert inside == pytest.approx(4 * np.sqrt(2) / 5)
+    assert Variants(geomedian="inside").lower_is_better("geomedian")
+    assert not Variants().lower_is_better("geomedian")
+
+
+def test_cosine_is_the_sum_over_ordered_text_pairs_over_the_cluster_size() -> None:
+    # Count vectors over {apple, green, pear, red}: "red apple" (1,0,0,1), "red pear"
+    # (0,0,1,1), "green pear" (0,1,1,0). cos = 1/2, 0, 1/2 for the pairs (1,2), (1,3),
+    # (2,3); ordered pairs j != k count each twice: 2 * (1/2 + 0 + 1/2) = 2, over |C| = 3.
+    texts = ["red apple", "Red  PEAR", "green pear"]
+    assert count_cosine_texts(texts) == pytest.approx(2 / 3)
+    # a text with no word is a zero vector: it adds no similarity but counts in |C|
+    assert count_cosine_texts([*texts, "?!"]) == pytest.approx(2 / 4)
+    # two identical texts: cos 1 both ways, over |C| = 2
+    assert count_cosine_texts(["fast car", "fast car"]) == pytest.approx(1.0)
+    assert count_cosine_texts(["blue sky", "grey rain"]) == 0.0
+    assert count_cosine_texts(["alone"]) == 0.0
+    # variant "name": the mean cosine of the name "red pear" against each text:
+    # (1/2 + 1 + 1/2) / 3
+    assert count_cosine_name("red pear", texts) == pytest.approx(2 / 3)
+    assert count_cosine_name("bees fly", texts) == 0.0
+
+
+def test_ctc_is_the_mean_preservation_between_the_name_and_each_text() -> None:
+    # Hand-made token embeddings. align(a->b): each token of a, its best cosine in b,
+    # averaged; CTC preservation = align(a->b) * align(b->a) / (align(a->b) + align(b->a)).
+    tokens = {
+        "name": np.array([[1.0, 0], [0, 1]]),
+        "one": np.array([[1.0, 0]]),  # name->one: (1 + 0)/2 = 1/2; one->name: 1 -> 1/3
+        "both": np.array([[1.0, 0], [0, 1]]),  # 1 and 1 -> 1/2
+        "mid": np.array([[1.0, 1]]),  # both ways sqrt(2)/2 -> (1/2) / sqrt(2) = sqrt(2)/4
+    }
+
+    def embed(texts: list[str]) -> list[np.ndarray]:
+        return [tokens[t] for t in texts]
+
+    assert preservation(tokens["name"], tokens["one"]) == pytest.approx(1 / 3)
+    expected = (1 / 3 + 1 / 2 + np.sqrt(2) / 4) / 3
+    assert ctc_preservation("name", ["one", "both", "mid"], embed) == pytest.approx(expected)
+    one_of_them = ctc_preservation("name", ["one", "both", "mid"], embed, max_texts=1, seed=0)
+    assert min(abs(one_of_them - v) for v in (1 / 3, 1 / 2, np.sqrt(2) / 4)) < 1e-9
+
+
+def test_weighted_is_the_weighted_sum_of_the_raw_scores() -> None:
+    # 0.68 cosine + 0.65 pairwise + 0.41 density, from the raw scores:
+    # cluster 1: 0.68 * 0.2 + 0.65 * 10 + 0.41 * 1 = 0.136 + 6.5 + 0.41 = 7.046
+    # cluster 2: 0.68 * 1.0 + 0.65 * 4 + 0.41 * 5 = 0.68 + 2.6 + 2.05 = 5.33
+    raw = {
+        1: {"density": 1.0, "pairwise": 10.0, "geomedian": 3.0, "ctc": 0.1, "cosine": 0.2},
+        2: {"density": 5.0, "pairwise": 4.0, "geomedian": 1.0, "ctc": 0.9, "cosine": 1.0},
+    }
+    scored = with_weighted(raw)
+    assert scored[1]["weighted"] == pytest.approx(7.046)
+    assert scored[2]["weighted"] == pytest.approx(5.33)
+    assert choose_cluster(scored, "weighted").cluster == 1
+    # "max": each score over its maximum (cosine 1, pairwise 10, density 5) first:
+    # cluster 1: 0.68 * 0.2 + 0.65 * 1 + 0.41 * 0.2 = 0.868
+    # cluster 2: 0.68 * 1 + 0.65 * 0.4 + 0.41 * 1 = 1.35
+    normalised = with_weighted(raw, Weights(), "max")
+    assert normalised[1]["weighted"] == pytest.approx(0.868)
+    assert normalised[2]["weighted"] == pytest.approx(1.35)
+    assert choose_cluster(normalised, "weighted", variants=Variants(normalise="max")).cluster == 2
+    # the other two scores are weightable: 1 * ctc alone picks cluster 2 (0.9 > 0.1)
+    ctc_only = Weights(cosine=0, pairwise=0, density=0, ctc=1)
+    assert choose_cluster(with_weighted(raw, ctc_only), "weighted", ctc_only).cluster == 2
+
+
+def _with_text(measures: dict[str, float]) -> dict[str, float]:
+    """Geometric measures with neutral text measures, for scores_from."""
+    return {**measures, "ctc": 0.0, "cosine_texts": 0.0, "cosine_name": 0.0}
 
 
 def test_dense_cluster_wins_density_and_far_cluster_wins_pairwise() -> None:
@@ -96,24 +225,29 @@ def test_dense_cluster_wins_density_and_far_cluster_wins_pairwise() -> None:
     for name, part in parts.items():
         index[name] = np.arange(start, start + len(part))
         start += len(part)
-    raw = {i: geometric_scores(space, index[name]) for i, name in enumerate(parts)}
-    for scores in raw.values():
-        scores.update(ctc=0.5, cosine=0.5)
+    measures = {
+        i: {**geometric_measures(space, index[name]), "ctc": 0.5, "cosine_texts": 0.5}
+        | {"cosine_name": 0.5}
+        for i, name in enumerate(parts)
+    }
+    assert all(set(MEASURES) == set(m) for m in measures.values())
+    raw = {i: scores_from(m) for i, m in measures.items()}
     scored = with_weighted(raw)
     assert rank_clusters(scored, "density")[0] == 0  # dense
     assert rank_clusters(scored, "pairwise")[0] == 2  # far
-    assert rank_clusters(scored, "geomedian")[0] == 0  # tightest: lower is better
-    # weighted = 0.68 cos + 0.65 pairwise + 0.41 density, each divided by its max
-    top_pairwise = max(s["pairwise"] for s in raw.values())
-    top_density = max(s["density"] for s in raw.values())
-    expected = (
-        0.68 + 0.65 * raw[1]["pairwise"] / top_pairwise + 0.41 * raw[1]["density"] / top_density
-    )
-    assert scored[1]["weighted"] == pytest.approx(expected)
+    assert rank_clusters(scored, "geomedian")[0] == 2  # far from the rest: higher is better
+    inside = Variants(geomedian="inside")
+    tight = {i: scores_from(m, inside) for i, m in measures.items()}
+    assert rank_clusters(tight, "geomedian", inside)[0] == 0  # tightest: lower is better
     choice = choose_cluster(scored, "density")
     assert choice is not None and choice.cluster == 0
-    ratio = raw[0]["density"] / np.mean([s["density"] for s in raw.values()])
+    values = [s["density"] for s in raw.values()]
+    ratio = raw[0]["density"] / np.mean(values)
     assert f"density {ratio:.2f}x the mean of all clusters" in choice.reason
+    assert f"the minimum is {min(values) / np.mean(values):.2f}x the mean" in choice.reason
+    weighted = choose_cluster(scored, "weighted")
+    assert weighted.reason.startswith(f"best weighted score of 3 cluster(s) ({weighted.value:.3f})")
+    assert "(adds 0.65 x " in weighted.reason and "cosine similarity" in weighted.reason
     heavy_cosine = Weights(cosine=1, pairwise=0, density=0)
     raw[1]["cosine"] = 0.9
     assert choose_cluster(with_weighted(raw, heavy_cosine), "weighted", heavy_cosine).cluster == 1
@@ -141,11 +275,9 @@ def test_projections_give_two_columns(method: str) -> None:
     assert coords.shape == (len(space), 2) and np.isfinite(coords).all()
 
 
-def test_count_cosine_and_ctc_preservation() -> None:
-    assert count_cosine("capital city", ["capital city", "Capital  CITY"]) == pytest.approx(1.0)
-    assert count_cosine("capital city", ["bees fly"]) == 0.0
+def test_ctc_preservation_on_the_default_encoder() -> None:
     a = np.array([[1.0, 0], [0, 1]])
-    assert preservation(a, a) == pytest.approx(1.0)
+    assert preservation(a, a) == pytest.approx(0.5)  # 1 * 1 / (1 + 1)
     assert preservation(a, -a) == 0.0
 
     from augtool.core.encoders import load_encoder
@@ -154,7 +286,7 @@ def test_count_cosine_and_ctc_preservation() -> None:
     texts = ["What is the capital city of France ?", "Which city is the capital of Peru ?"]
     matching = ctc_preservation("capital city country", texts, encoder.token_embeddings)
     unrelated = ctc_preservation("bees honey insects", texts, encoder.token_embeddings)
-    assert 0 < unrelated < matching <= 1
+    assert 0 < unrelated < matching <= 0.5
 
 
 def test_bertopic_names_clusters_of_a_real_corpus() -> None:
@@ -193,5 +325,6 @@ def test_explore_finds_names_and_chooses_the_planted_mistakes() -> None:
     assert set(chosen.members) <= set(planted) and chosen.error_rate == 1.0
     assert "city" in chosen.name
     assert set(chosen.scores) == {"density", "pairwise", "geomedian", "ctc", "cosine", "weighted"}
+    assert set(chosen.measures) == set(MEASURES) and chosen.measures["size"] == len(chosen.members)
     assert result.coords.shape == (len(rows), 2)
     assert all(c.error_rate <= 0.5 for c in result.clusters if not c.mistaken)

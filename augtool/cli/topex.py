@@ -156,6 +156,9 @@ def explore(
             "with_labels": settings.with_labels,
             "error_threshold": settings.error_threshold,
             "projection": settings.projection,
+            "max_outside": settings.max_outside,
+            "ctc_texts": settings.ctc_texts,
+            "variants": settings.variants().describe(),
         },
         score_config=settings,
     )
@@ -264,7 +267,8 @@ def score(
     if not result["ranking"]:
         say(f"{folder}: no clusters of mistakes to score")
         return
-    table = Table(title=f"clusters of mistakes, ranked by {settings.method}")
+    order = "lowest" if result["lower_is_better"] else "highest"
+    table = Table(title=f"clusters of mistakes, ranked by {settings.method} ({order} first)")
     for column in ("id", "size", "name", *SCORES):
         table.add_column(column, justify="left" if column == "name" else "right")
     for cluster_id in result["ranking"]:
@@ -294,27 +298,22 @@ def augment(
     """Generate --n samples for the chosen cluster of mistakes with an LLM."""
     from augtool.core.generation import RequestBudget, RequestBudgetExhausted, load_llm
     from augtool.core.generation.jobs import JobSummary, write_failures
-    from augtool.core.generation.prompts import AUGTOOL_TOPEX_AUGMENT as TOPEX_AUGMENT
-    from augtool.core.generation.prompts import load_prompt_file
     from augtool.data import JsonlWriter, build_meta, prepare_output, run_key, write_meta
     from augtool.data.provenance import config_dict, file_fingerprint
-    from augtool.methods.topex.augment import PLACEHOLDERS, pick_target, render_prompt, run_augment
+    from augtool.methods.topex.augment import build_prompt, pick_target, run_augment
     from augtool.methods.topex.store import CLUSTERS_FILE, load_exploration
 
     started = time.time()
     settings = make_config(ctx, AugmentConfig, config)
-    template = TOPEX_AUGMENT
-    if settings.prompt_file:
-        template = load_prompt_file(
-            settings.prompt_file, template_id=template.id, available=PLACEHOLDERS
-        )
     saved = load_exploration(folder)
     target = pick_target(saved, settings)
+    prompt = build_prompt(settings, target.pair)
     if dry_run:
-        messages = render_prompt(target, settings, template, target.shots(settings, 0))
+        messages = prompt.render(target, settings, target.shots(settings, 0))
         say(
             f"dry run: {settings.n} request(s) for cluster {target.cluster['id']} "
-            f"({target.cluster['name']!r}), label {target.label}; nothing is sent"
+            f"({target.cluster['name']!r}), label {target.label}, {settings.prompt_style} "
+            "prompt; nothing is sent"
         )
         for message in messages:
             console.print(f"[{message['role']}] {message['content']}", markup=False)
@@ -330,8 +329,7 @@ def augment(
         identity,
         file_fingerprint(saved.folder / CLUSTERS_FILE),
         target.cluster["id"],
-        template.user,
-        template.system,
+        prompt.describe(settings.shots),
     )
     writer = JsonlWriter(output, run_key=key, overwrite=overwrite)
     summary = JobSummary()
@@ -345,7 +343,7 @@ def augment(
                 llm,
                 settings,
                 writer,
-                template=template,
+                prompt=prompt,
                 budget=RequestBudget(settings.max_requests),
                 reporter=reporter,
                 summary=summary,
@@ -381,13 +379,7 @@ def augment(
                 },
                 "target_label": target.label,
                 "shots": settings.shots,
-                "prompt": {
-                    "id": template.id,
-                    "source": template.source,
-                    "verbatim": template.verbatim,
-                    "system": template.system,
-                    "user": template.user,
-                },
+                "prompt": prompt.describe(settings.shots),
             },
         ),
     )

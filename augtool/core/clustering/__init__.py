@@ -8,8 +8,10 @@ from augtool.core.clustering.clusterers import CLUSTERERS, cluster_points
 from augtool.core.clustering.geometry import (
     geometric_median,
     max_diameter,
+    max_extent,
     mean_distance_to,
     mean_outside_distance,
+    outside_distance_sum,
 )
 from augtool.core.clustering.normalise import minmax_normalise
 from augtool.core.clustering.projection import PROJECTIONS, project_2d
@@ -20,8 +22,10 @@ __all__ = [
     "cluster_points",
     "geometric_median",
     "max_diameter",
+    "max_extent",
     "mean_distance_to",
     "mean_outside_distance",
     "minmax_normalise",
+    "outside_distance_sum",
     "project_2d",
 ]

@@ -4,34 +4,109 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from augtool.core.clustering.scores import SCORES, Weights
+from augtool.core.clustering.scores import (
+    COSINE_AMONG,
+    DENSITY_DIAMETERS,
+    GEOMEDIAN_TO,
+    PAIRWISE_NORMS,
+    SCORES,
+    WEIGHTED_NORMALISE,
+    Variants,
+    Weights,
+)
 from augtool.core.config import check
+from augtool.core.generation.prompts import PROMPT_STYLES
 from augtool.methods.llm_baselines import LLMConfig
 
 CLUSTERERS = ("optics", "hdbscan")
 PROJECTIONS = ("sparsepca", "umap", "pca")
 _METHOD_HELP = (
-    "Score that picks the cluster: weighted (the paper's), density, pairwise, geomedian, "
-    "ctc or cosine."
+    "Score that picks the cluster (the highest wins): weighted (the paper's), density, "
+    "pairwise, geomedian, ctc or cosine."
 )
+
+
+def _one_of(value: str, known: tuple[str, ...], name: str) -> None:
+    check(value in known, name, f"must be one of {', '.join(known)} (got {value!r})")
 
 
 @dataclass
 class ScoreConfig:
-    """How clusters are ranked: the choosing score and the weights of the weighted one."""
+    """How clusters are ranked: the choosing score, the reading of each score (the paper's
+    equations by default) and the weights of the weighted one."""
 
     method: str = field(default="weighted", metadata={"help": _METHOD_HELP})
     w_cosine: float = field(default=0.68, metadata={"help": "Weight of cosine similarity."})
     w_pairwise: float = field(default=0.65, metadata={"help": "Weight of pairwise distance."})
     w_density: float = field(default=0.41, metadata={"help": "Weight of density."})
+    w_geomedian: float = field(
+        default=0.0, metadata={"help": "Weight of the geometric-median distance (paper: 0)."}
+    )
+    w_ctc: float = field(default=0.0, metadata={"help": "Weight of CTC preservation (paper: 0)."})
+    weighted_normalise: str = field(
+        default="none",
+        metadata={
+            "help": "Weighted score: none (the paper's sum of raw scores) or max (each score "
+            "divided by its largest value over the clusters first)."
+        },
+    )
+    density_diameter: str = field(
+        default="extent",
+        metadata={
+            "help": "Density's diameter: extent (the paper's: the largest max-min along one "
+            "dimension) or euclidean (the largest distance between two points)."
+        },
+    )
+    pairwise_norm: str = field(
+        default="outside",
+        metadata={
+            "help": "Pairwise distance: outside (the paper's: the sum over inside x outside "
+            "pairs divided by the points outside) or pairs (divided by the pair count: a mean)."
+        },
+    )
+    geomedian_to: str = field(
+        default="outside",
+        metadata={
+            "help": "Geometric-median distance to: outside (the paper's: the points outside "
+            "the cluster) or inside (its own points; lower is better)."
+        },
+    )
+    cosine_among: str = field(
+        default="texts",
+        metadata={
+            "help": "Cosine similarity among: texts (the paper's: every pair of the "
+            "cluster's texts) or name (the cluster name against each text)."
+        },
+    )
 
     def __post_init__(self) -> None:
-        check(self.method in SCORES, "method", f"must be one of {', '.join(SCORES)}")
-        for name in ("w_cosine", "w_pairwise", "w_density"):
-            check(getattr(self, name) >= 0, name, "must be >= 0")
+        _one_of(self.method, SCORES, "method")
+        _one_of(self.weighted_normalise, WEIGHTED_NORMALISE, "weighted_normalise")
+        _one_of(self.density_diameter, DENSITY_DIAMETERS, "density_diameter")
+        _one_of(self.pairwise_norm, PAIRWISE_NORMS, "pairwise_norm")
+        _one_of(self.geomedian_to, GEOMEDIAN_TO, "geomedian_to")
+        _one_of(self.cosine_among, COSINE_AMONG, "cosine_among")
+        for name in ("w_cosine", "w_pairwise", "w_density", "w_geomedian", "w_ctc"):
+            value = getattr(self, name)
+            check(value == value and abs(value) != float("inf"), name, "must be a finite number")
 
     def weights(self) -> Weights:
-        return Weights(cosine=self.w_cosine, pairwise=self.w_pairwise, density=self.w_density)
+        return Weights(
+            cosine=self.w_cosine,
+            pairwise=self.w_pairwise,
+            density=self.w_density,
+            geomedian=self.w_geomedian,
+            ctc=self.w_ctc,
+        )
+
+    def variants(self) -> Variants:
+        return Variants(
+            density=self.density_diameter,
+            pairwise=self.pairwise_norm,
+            geomedian=self.geomedian_to,
+            cosine=self.cosine_among,
+            normalise=self.weighted_normalise,
+        )
 
 
 @dataclass
@@ -89,12 +164,19 @@ class ExploreConfig(ScoreConfig):
     )
     top_n_words: int = field(default=10, metadata={"help": "Keywords kept per cluster."})
     name_words: int = field(default=4, metadata={"help": "Keywords in a cluster's name."})
-    max_outside: int = field(
-        default=5000,
-        metadata={"help": "Pairwise distance: sample at most this many points on each side."},
+    max_outside: int | None = field(
+        default=None,
+        metadata={
+            "help": "Pairwise distance: sample at most this many points on each side and "
+            "scale up to estimate the full sum (default: every pair, as the paper)."
+        },
     )
-    ctc_texts: int = field(
-        default=64, metadata={"help": "CTC preservation: member texts sampled per cluster."}
+    ctc_texts: int | None = field(
+        default=None,
+        metadata={
+            "help": "CTC preservation: average over a seeded sample of this many member "
+            "texts per cluster (default: all of them, as the paper)."
+        },
     )
     batch_size: int = field(default=64, metadata={"help": "Texts per forward pass."})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps."})
@@ -122,8 +204,8 @@ class ExploreConfig(ScoreConfig):
         check(0 <= self.error_threshold < 1, "error_threshold", "must be in [0, 1)")
         check(self.top_n_words >= 1, "top_n_words", "must be at least 1")
         check(1 <= self.name_words <= self.top_n_words, "name_words", "must be 1..top-n-words")
-        check(self.max_outside >= 1, "max_outside", "must be at least 1")
-        check(self.ctc_texts >= 1, "ctc_texts", "must be at least 1")
+        check(self.max_outside is None or self.max_outside >= 1, "max_outside", "must be >= 1")
+        check(self.ctc_texts is None or self.ctc_texts >= 1, "ctc_texts", "must be at least 1")
         check(self.batch_size >= 1, "batch_size", "must be at least 1")
         check(bool(self.device.strip()), "device", "must not be empty")
 
@@ -151,6 +233,14 @@ class AugmentConfig(LLMConfig):
     shots: int = field(
         default=0, metadata={"help": "Member samples shown as examples (0: zero-shot)."}
     )
+    prompt_style: str = field(
+        default="paper",
+        metadata={
+            "help": "Built-in prompt: paper (TopEx §2.4's task, appendix B's few-shot layout "
+            "and pair task, verbatim) or augtool (augtool's wording: examples as a list, a "
+            "format line, a system message)."
+        },
+    )
     cluster: int | None = field(
         default=None, metadata={"help": "Cluster id to augment (default: the chosen one)."}
     )
@@ -158,9 +248,20 @@ class AugmentConfig(LLMConfig):
         default=None,
         metadata={"help": "Label of the new samples (default: the cluster's majority gold)."},
     )
+    labels: str | None = field(
+        default=None,
+        metadata={
+            "help": "Labels file (JSON/YAML, as `augtool llm label`): the text the prompt shows "
+            "for each label, e.g. examples/labels/trec.json shows NUM as 'Numeric' "
+            "(default: the labels as the data spells them)."
+        },
+    )
     domain: str = field(
         default="text",
-        metadata={"help": "What a sample is, for the prompt: text, question, review, claim..."},
+        metadata={
+            "help": "What a sample is, for the prompt: the paper's IMDb prompt says "
+            "'movie review'; text, question, review, claim..."
+        },
     )
     pair: bool | None = field(
         default=None,
@@ -170,10 +271,15 @@ class AugmentConfig(LLMConfig):
         },
     )
     pair_names: str = field(
-        default="premise,hypothesis", metadata={"help": "Pair tasks: names of the two parts."}
+        default="premise,hypothesis",
+        metadata={
+            "help": "Pair tasks, --prompt-style augtool: names of the two parts (the paper's "
+            "pair task always says premise and hypothesis)."
+        },
     )
     delimiter: str = field(
-        default="|||", metadata={"help": "Pair tasks: separator between the two parts."}
+        default="/delim/",
+        metadata={"help": "Pair tasks: separator between the two parts (the paper's /delim/)."},
     )
     max_chars: int | None = field(
         default=None,
@@ -186,6 +292,7 @@ class AugmentConfig(LLMConfig):
         super().__post_init__()
         check(self.n >= 1, "n", f"must be at least 1 (got {self.n})")
         check(self.shots >= 0, "shots", "must be >= 0")
+        _one_of(self.prompt_style, PROMPT_STYLES, "prompt_style")
         check(bool(self.domain.strip()), "domain", "must not be empty")
         check(len(self.part_names()) == 2, "pair_names", "must be two comma-separated names")
         check(bool(self.delimiter.strip()), "delimiter", "must not be empty")

@@ -9,7 +9,8 @@
 3. keep the clusters whose error rate exceeds the threshold (clusters of mistakes);
 4. name them with BERTopic, fitted once on those clusters' texts only;
 5. project the whole space to 2D (SparsePCA, UMAP or PCA) for the plot;
-6. score the clusters of mistakes and choose one.
+6. measure and score the clusters of mistakes (the paper's six scores, see
+   :mod:`augtool.core.clustering.scores`) and choose the highest-scoring one.
 """
 
 from __future__ import annotations
@@ -24,8 +25,19 @@ import numpy as np
 
 from augtool.core.clustering import cluster_points, minmax_normalise, project_2d
 from augtool.core.clustering.naming import name_clusters
-from augtool.core.clustering.scores import Choice, choose_cluster, geometric_scores, with_weighted
-from augtool.core.clustering.text_scores import TokenEmbedder, count_cosine, ctc_preservation
+from augtool.core.clustering.scores import (
+    Choice,
+    choose_cluster,
+    geometric_measures,
+    scores_from,
+    with_weighted,
+)
+from augtool.core.clustering.text_scores import (
+    TokenEmbedder,
+    count_cosine_name,
+    count_cosine_texts,
+    ctc_preservation,
+)
 from augtool.core.progress import SILENT, Reporter
 from augtool.methods.topex.config import ExploreConfig
 
@@ -43,6 +55,7 @@ class Cluster:
     centroid: list[float]
     name: str = ""
     keywords: list[tuple[str, float]] = field(default_factory=list)
+    measures: dict[str, float] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -132,20 +145,20 @@ def explore(
     with _timed(timings, "project"):
         coords = project_2d(space, config.projection, seed=config.seed)
     with _timed(timings, "score"):
-        raw = {
-            c.id: score_cluster(c, space, texts, config, embed_tokens=embed_tokens)
-            for c in mistaken
-        }
-        scored = with_weighted(raw, config.weights())
+        variants = config.variants()
+        for c in mistaken:
+            c.measures = measure_cluster(c, space, texts, config, embed_tokens=embed_tokens)
+        raw = {c.id: scores_from(c.measures, variants) for c in mistaken}
+        scored = with_weighted(raw, config.weights(), variants.normalise)
         for c in mistaken:
             c.scores = scored[c.id]
-        choice = choose_cluster(scored, config.method, config.weights())
+        choice = choose_cluster(scored, config.method, config.weights(), variants)
     return Exploration(
         labels, space, coords, cluster_ids, gold_ids, pred_ids, clusters, choice, timings
     )
 
 
-def score_cluster(
+def measure_cluster(
     cluster: Cluster,
     space: np.ndarray,
     texts: Sequence[str],
@@ -153,19 +166,22 @@ def score_cluster(
     *,
     embed_tokens: TokenEmbedder | None = None,
 ) -> dict[str, float]:
-    """The five raw scores of one named cluster."""
+    """The measures of one named cluster (:data:`~augtool.core.clustering.scores.MEASURES`):
+    the geometric ones in ``space``, CTC preservation against its name and both
+    count-vector cosines."""
     members = np.asarray(cluster.members)
-    scores = geometric_scores(space, members, max_outside=config.max_outside, seed=config.seed)
+    measures = geometric_measures(space, members, max_outside=config.max_outside, seed=config.seed)
     member_texts = [texts[i] for i in cluster.members]
-    scores["ctc"] = (
+    measures["ctc"] = (
         ctc_preservation(
             cluster.name, member_texts, embed_tokens, max_texts=config.ctc_texts, seed=config.seed
         )
         if embed_tokens is not None
         else 0.0
     )
-    scores["cosine"] = count_cosine(cluster.name, member_texts)
-    return scores
+    measures["cosine_texts"] = count_cosine_texts(member_texts)
+    measures["cosine_name"] = count_cosine_name(cluster.name, member_texts)
+    return measures
 
 
 def _summarise(

@@ -3,8 +3,8 @@
 ::
 
     clusters.json   labels, clusterer settings, every cluster (members, error rate,
-                    centroid, name, keywords, raw scores) and the chosen cluster
-    scores.json     the ranking by the last scoring method and the chosen cluster
+                    centroid, name, keywords, measures, scores) and the chosen cluster
+    scores.json     the ranking by the last scoring method and variants, the chosen cluster
     points.jsonl    one row per point: id, text, label, pred, correct, cluster, x, y
     space.npy       the normalised output space (rows in points.jsonl order)
     plot.html/.png  with --plot
@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from augtool.core.clustering.scores import (
-    RAW_SCORES,
+    MEASURES,
     Choice,
     choose_cluster,
     rank_clusters,
+    scores_from,
     with_weighted,
 )
 from augtool.data.records import Record
@@ -38,7 +39,9 @@ CLUSTERS_FILE = "clusters.json"
 SCORES_FILE = "scores.json"
 POINTS_FILE = "points.jsonl"
 SPACE_FILE = "space.npy"
-FORMAT_VERSION = 1
+#: 2: clusters carry their ``measures`` and scores follow the paper's equations (1: the
+#: earlier scores, which ``score`` cannot recompute).
+FORMAT_VERSION = 2
 
 
 def choice_dict(choice: Choice | None, exploration_clusters: list[dict[str, Any]]) -> Any:
@@ -54,6 +57,12 @@ def choice_dict(choice: Choice | None, exploration_clusters: list[dict[str, Any]
     }
 
 
+def _round(value: float) -> float:
+    """Six significant digits past the point for small values, never rounding a large
+    sum or density to nothing (scores are not bounded by 1)."""
+    return float(f"{value:.10g}") if abs(value) >= 1000 else round(value, 6)
+
+
 def _cluster_dict(cluster: Cluster, ids: list[str], correct: np.ndarray) -> dict[str, Any]:
     return {
         "id": cluster.id,
@@ -65,7 +74,8 @@ def _cluster_dict(cluster: Cluster, ids: list[str], correct: np.ndarray) -> dict
         "name": cluster.name,
         "keywords": [[word, round(weight, 6)] for word, weight in cluster.keywords],
         "centroid": cluster.centroid,
-        "scores": {key: round(value, 6) for key, value in cluster.scores.items()},
+        "measures": {key: _round(value) for key, value in cluster.measures.items()},
+        "scores": {key: _round(value) for key, value in cluster.scores.items()},
         "members": [ids[i] for i in cluster.members],
         "wrong_members": [ids[i] for i in cluster.members if not correct[i]],
     }
@@ -170,29 +180,38 @@ def load_exploration(folder: str | Path, *, option: str = "folder") -> SavedExpl
 def rescore(
     saved: SavedExploration, config: ScoreConfig
 ) -> tuple[dict[int, dict[str, float]], Choice | None]:
-    """Weighted scores and the choice under ``config``, from the stored raw scores."""
-    raw = {
-        c["id"]: {name: float(c["scores"][name]) for name in RAW_SCORES} for c in saved.mistaken()
-    }
-    scores = with_weighted(raw, config.weights())
-    return scores, choose_cluster(scores, config.method, config.weights())
+    """Every score of the clusters of mistakes and the choice under ``config`` (its
+    variants and weights), from the measures explore stored."""
+    mistaken = saved.mistaken()
+    if mistaken and not all(set(MEASURES) <= set(c.get("measures", {})) for c in mistaken):
+        raise AugtoolError(
+            f"{saved.folder}: explored by an earlier augtool (format "
+            f"{saved.summary.get('format', 0)}) whose scores were not the paper's equations; "
+            "run `augtool topex explore` again to rescore it"
+        )
+    variants = config.variants()
+    raw = {c["id"]: scores_from(c["measures"], variants) for c in mistaken}
+    scores = with_weighted(raw, config.weights(), variants.normalise)
+    return scores, choose_cluster(scores, config.method, config.weights(), variants)
 
 
 def write_scores(folder: Path, summary: dict[str, Any], config: ScoreConfig) -> dict[str, Any]:
     """scores.json: the table, the ranking and the chosen cluster under ``config``."""
     saved = SavedExploration(folder, summary, [])
     scores, choice = rescore(saved, config)
-    ranking = rank_clusters(scores, config.method) if scores else []
+    variants = config.variants()
+    ranking = rank_clusters(scores, config.method, variants) if scores else []
     result = {
         "method": config.method,
         "weights": dict(config.weights().items()),
-        "scaling": "each score divided by its largest value over the clusters of mistakes",
+        "variants": variants.describe(),
+        "lower_is_better": variants.lower_is_better(config.method),
         "ranking": ranking,
         "clusters": {
             str(cid): {
                 "name": saved.cluster(cid)["name"],  # type: ignore[index]
                 "size": saved.cluster(cid)["size"],  # type: ignore[index]
-                **{k: round(v, 6) for k, v in scores[cid].items()},
+                **{k: _round(v) for k, v in scores[cid].items()},
             }
             for cid in ranking
         },
