@@ -337,3 +337,42 @@ def test_distill_bad_input(tmp_path: Path) -> None:
     assert_one_line_error(result, "127.0.0.1:9")
     assert_one_line_error(run_cli(*base, "--min-group", 5), "--min-group")
     assert not out.exists()
+
+
+def test_distill_judge_has_its_own_server(tmp_path: Path) -> None:
+    """--judge-base-url sends the quality judge to its own server, not the fusing model's."""
+    out = tmp_path / "judged.jsonl"
+    rating = '{"Rarity": 6, "Complexity": 6, "Informativeness": 8, "Overall rating": 8}'
+    with StubOpenAIServer() as fuser, StubOpenAIServer() as judge:
+        fuser.script(*[Reply(fused("Explain the samples.", "They share one topic."))] * 20)
+        judge.script(*[Reply(rating)] * 20)
+        result = run_cli(
+            "lmmixup",
+            "distill",
+            POOL,
+            "--model",
+            "openai:fuser",
+            "--base-url",
+            fuser.base_url,
+            "--quality",
+            "judge",
+            "--judge-llm",
+            "openai:judge",
+            "--judge-base-url",
+            judge.base_url,
+            "--reward",
+            "quality=0.5,format=0.5",
+            "--threshold",
+            0.0,
+            "--concurrency",
+            1,
+            "-o",
+            out,
+        )
+        assert result.exit_code == 0, result.stderr
+        fused_requests = len(fuser.requests)
+        assert fused_requests >= 1 and len(judge.requests) >= 1
+        assert {r["body"]["model"] for r in fuser.requests} == {"fuser"}
+        assert {r["body"]["model"] for r in judge.requests} == {"judge"}
+    rows = read_jsonl(out)
+    assert len(rows) == fused_requests  # one fused row per group, each judged

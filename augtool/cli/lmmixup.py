@@ -273,7 +273,7 @@ def distill(
         settings,
         default_bank=None,
         device=settings.device,
-        judge_options=settings.backend_options(),
+        judge_options=settings.judge_options(),
     )
     weights = settings.weights
 

@@ -362,6 +362,14 @@ class DistillConfig(RewardConfig):
     max_requests: int | None = field(
         default=None, metadata={"help": "Stop after this many LLM calls; rerun to continue."}
     )
+    judge_base_url: str | None = field(
+        default=None,
+        metadata={"help": "judge: openai server URL of --judge-llm (not --base-url's)."},
+    )
+    judge_api_key_env: str = field(
+        default="OPENAI_API_KEY",
+        metadata={"help": "judge: environment variable holding the judge's API key."},
+    )
 
     def __post_init__(self) -> None:
         self.check_rewards()
@@ -388,3 +396,11 @@ class DistillConfig(RewardConfig):
         from augtool.core.generation import backend_options
 
         return backend_options(self)
+
+    def judge_options(self) -> dict[str, Any]:
+        """Backend options of the quality judge: its own server and key, the rest shared."""
+        return {
+            **self.backend_options(),
+            "base_url": self.judge_base_url,
+            "api_key_env": self.judge_api_key_env,
+        }
