@@ -25,6 +25,7 @@ from augtool.cli import (
     topex,
     train,
 )
+from augtool.cli.helptext import flow_help
 
 app = typer.Typer(
     name="augtool",
@@ -65,6 +66,7 @@ app.command("bt")(bt.bt)
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("predict")(evaluate.predict)
+flow_help(app)
 
 
 def main() -> None:
