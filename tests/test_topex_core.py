@@ -252,6 +252,10 @@ def test_dense_cluster_wins_density_and_far_cluster_wins_pairwise() -> None:
     raw[1]["cosine"] = 0.9
     assert choose_cluster(with_weighted(raw, heavy_cosine), "weighted", heavy_cosine).cluster == 1
     assert choose_cluster({}, "weighted") is None
+    alone = choose_cluster({7: scored[0]}, "density")
+    assert alone.cluster == 7 and alone.reason == (
+        f"the only cluster of mistakes (density {scored[0]['density']:.3f})"
+    )
 
 
 @pytest.mark.parametrize("method", ["optics", "hdbscan"])

@@ -249,6 +249,9 @@ def choose_cluster(
         return None
     best = rank_clusters(scores, method, variants)[0]
     value = float(scores[best][method])
+    if len(scores) == 1:
+        reason = f"the only cluster of mistakes ({SCORE_TITLES[method]} {value:.3f})"
+        return Choice(best, method, value, reason)
     lead = f"best {SCORE_TITLES[method]} of {len(scores)} cluster(s) ({value:.3f})"
     if method != "weighted":
         values = [float(s[method]) for s in scores.values()]
