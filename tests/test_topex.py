@@ -275,6 +275,13 @@ def test_score_picks_the_cluster_the_equations_say(tmp_path: Path) -> None:
     assert "lowest first" in lowest.stdout and "the maximum is" in " ".join(lowest.stdout.split())
     result = run_cli("topex", "score", folder, "--density-diameter", "widest")
     assert_one_line_error(result, "--density-diameter", "extent, euclidean")
+    # a folder explored before the paper's equations (no measures) cannot be rescored
+    summary = json.loads((folder / "clusters.json").read_text())
+    for cluster in summary["clusters"]:
+        del cluster["measures"]
+    (folder / "clusters.json").write_text(json.dumps({**summary, "format": 1}))
+    result = run_cli("topex", "score", folder)
+    assert_one_line_error(result, "format 1", "run `augtool topex explore` again")
 
 
 def test_augment_on_a_tiny_llm_writes_labelled_rows_with_provenance(
