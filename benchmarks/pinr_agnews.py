@@ -6,11 +6,14 @@ The shared subset has no test split, so 1,000 rows (250 per label, seeded) are h
 as the test set and the other 4,000 are condensed. The task model is the frozen default
 encoder with an MLP head (`augtool train --freeze-encoder`). The decoder is a small T5
 trained from scratch here (no pretrained T5 is reachable offline); refinement needs an
-LLM and runs only with --refine-llm. The paper reports DistilBERT 87.04 (PInR) vs 78.60
-(Random) vs 86.22 (DaLLME) with the full AG-News and a strong decoder.
+LLM and runs only with --refine-llm (with the paper's AG-News refinement prompt), as does
+the Aug-PE baseline. --prefix ag_news embeds every text behind the paper's AG-News task
+prompt (appendix B.1), for all methods alike. The paper reports DistilBERT 87.04 (PInR)
+vs 78.60 (Random) vs 86.22 (DaLLME) vs 80.63 (Aug-PE) with the full AG-News and a strong
+decoder.
 
     python benchmarks/pinr_agnews.py [--decoder-epochs 8] [--seeds 0 1 2] [--refine-llm ...]
-        [--methods random dallme mgd3 pinr]
+        [--prefix ag_news] [--methods random dallme mgd3 pinr aug-pe]
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from _common import dataset, offline
 
-METHODS = ("random", "mgd3", "dallme", "pinr")
+METHODS = ("random", "mgd3", "dallme", "pinr", "aug-pe")
 
 
 def augtool(*args: object) -> None:
@@ -65,6 +68,7 @@ def main() -> None:
     parser.add_argument("--decoder-epochs", type=int, default=8)
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--refine-llm", default=None)
+    parser.add_argument("--prefix", default="", help="ag_news: the paper's task prompt.")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument(
         "--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="Rows to run."
@@ -116,6 +120,8 @@ def main() -> None:
             1e-3,
             "--batch-size",
             32,
+            "--prefix",
+            args.prefix,
         )
     print(f"decoder trained in {time.time() - started:.0f} s")
 
@@ -130,7 +136,23 @@ def main() -> None:
         }
         runs = {k: v for k, v in runs.items() if k.split()[0] in args.methods}
         if args.refine_llm and "pinr" in args.methods:
-            runs["pinr (refined)"] = ["--decoder", decoder, "--refine-llm", args.refine_llm]
+            runs["pinr (refined)"] = [
+                "--decoder",
+                decoder,
+                "--refine-llm",
+                args.refine_llm,
+                "--dataset-prompt",
+                "ag_news",
+            ]
+        if args.refine_llm and "aug-pe" in args.methods:
+            runs["aug-pe"] = [
+                "--method",
+                "aug-pe",
+                "--refine-llm",
+                args.refine_llm,
+                "--pe-topic",
+                "news article",
+            ]
         for name, options in runs.items():
             out = work / f"{name.split()[0]}-{'r' if 'refined' in name else 'n'}-{seed}.jsonl"
             augtool(
@@ -144,6 +166,8 @@ def main() -> None:
                 "--seed",
                 seed,
                 "--overwrite",
+                "--prefix",
+                args.prefix,
                 *options,
             )
             examples.setdefault(name, json.loads(out.read_text().splitlines()[0])["text"])

@@ -314,7 +314,6 @@ def condense(
                     what = "labels"
                     written, failed, extra["aug_pe"] = augpe_rows(
                         records,
-                        texts,
                         embeddings,
                         settings,
                         llm=llm,

@@ -292,7 +292,6 @@ def decode_and_refine(
 
 def augpe_rows(
     records: list[Record],
-    texts: list[str],
     embeddings: np.ndarray,
     config: CondenseConfig,
     *,
@@ -306,11 +305,11 @@ def augpe_rows(
     budget: Any = None,
     reporter: Reporter = SILENT,
 ) -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
-    """Aug-PE label by label (each label's rows are written when it finishes); returns the
-    rows written, the labels that failed and per-label details for the meta."""
+    """Aug-PE label by label (each label's rows are written when it finishes); the real
+    rows only vote, through their ``embeddings``. Returns the rows written, the labels
+    that failed and per-label details for the meta."""
     from augtool.methods.pinr.augpe import GroupFailed, PESettings, evolve
 
-    del texts  # the real rows only vote, through their embeddings
     settings = PESettings(
         iterations=config.pe_iterations,
         variations=config.pe_variations,
