@@ -82,7 +82,7 @@ def build_task_model(
 
     Without ``init`` it is ``config.encoder`` with a fresh head over ``labels``. With it
     (``--init-from``), the saved model's encoder and head weights, its head shape and its
-    label order (a superset of ``labels``); ``--encoder``, ``--pooling``,
+    label order (a superset of ``labels``); ``--encoder``, ``--pooling``, ``--max-length``,
     ``--head-hidden`` and ``--dropout`` then do not apply.
     """
     if init is not None:
