@@ -189,6 +189,28 @@ def test_train_adaptor_resumes_from_its_checkpoint(
     assert all(torch.allclose(ours[k], theirs[k], atol=1e-6) for k in ours)
 
 
+def test_no_adaptor_norm_is_the_papers_plain_single_layer(
+    tiny_st: Path, inversion_lm: Path, corpus: Path, tmp_path: Path
+) -> None:
+    """--no-adaptor-norm trains and saves the paper's one linear map (no LayerNorm), and the
+    saved adaptor loads back as such."""
+    from safetensors.torch import load_file
+
+    from augtool.core.inversion.model import InversionModel
+
+    out = tmp_path / "plain"
+    args = adaptor_args(tiny_st, inversion_lm, "--epochs", 1, "--no-adaptor-norm")
+    result = run_cli("invmix", "train-adaptor", corpus, "-o", out, *args)
+    assert result.exit_code == 0, result.stderr
+    assert set(load_file(out / "adaptor.safetensors")) == {"net.weight", "net.bias"}
+    loaded = InversionModel.load(out, device="cpu")
+    assert loaded.adaptor.shape()["norm"] is False
+    h = torch.randn(3, loaded.adaptor.encoder_dim)
+    linear = loaded.adaptor.net
+    expected = (h @ linear.weight.T + linear.bias).view(3, loaded.adaptor.soft_tokens, -1)
+    assert torch.allclose(loaded.adaptor(h), expected, atol=1e-6)
+
+
 # --- generation -------------------------------------------------------------------------
 
 

@@ -121,7 +121,7 @@ def stacked_bins(
         bottom = [x + h for x, h in zip(bottom, heights, strict=True)]
     axes.set_xticks(
         positions,
-        [f"{b['lambda'][0]:.1f}–{b['lambda'][1]:.1f}\n(n={b['n']})" for b in bins],
+        [f"{b['lambda'][0]:.2f}–{b['lambda'][1]:.2f}\n(n={b['n']})" for b in bins],
         fontsize=7,
     )
     axes.set_xlabel(xlabel)

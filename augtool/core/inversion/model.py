@@ -105,6 +105,7 @@ class InversionModel:
         *,
         soft_tokens: int = 1,
         adaptor_hidden: int = 0,
+        adaptor_norm: bool = True,
         max_target_tokens: int = 64,
         device: str = "auto",
         dtype: str = "auto",
@@ -122,7 +123,7 @@ class InversionModel:
         encoder.load()
         torch.manual_seed(seed)
         adaptor = Adaptor(
-            encoder.dimension, llm_info["hidden_size"], soft_tokens, adaptor_hidden
+            encoder.dimension, llm_info["hidden_size"], soft_tokens, adaptor_hidden, adaptor_norm
         ).to(resolved)
         lm = SoftPromptLM(model, tokenizer, template, max_target_tokens=max_target_tokens)
         return cls(encoder, adaptor, lm, llm_info, encoder_info_of(encoder))
@@ -256,7 +257,11 @@ class InversionModel:
                 "adaptor was trained with (fingerprint mismatch)"
             )
         adaptor = Adaptor(
-            shape["encoder_dim"], shape["llm_dim"], shape["soft_tokens"], shape["hidden"]
+            shape["encoder_dim"],
+            shape["llm_dim"],
+            shape["soft_tokens"],
+            shape["hidden"],
+            bool(shape.get("norm", True)),  # adaptors saved before the option had it
         ).to(resolved)
         load_model(adaptor, str(folder / ADAPTOR_FILE), device=str(resolved))
         prompt = info.get("prompt", {})

@@ -80,6 +80,13 @@ class AdaptorConfig:
         default=0,
         metadata={"help": "Hidden size of the adaptor MLP (0: one linear layer, the paper's)."},
     )
+    adaptor_norm: bool = field(
+        default=True,
+        metadata={
+            "help": "LayerNorm on the adaptor's input (augtool's addition; "
+            "--no-adaptor-norm is the paper's plain one-layer MLP)."
+        },
+    )
     epochs: int = field(default=1, metadata={"help": "Passes over the corpus."})
     lr: float = field(default=2e-5, metadata={"help": "Adam learning rate of the adaptor."})
     batch_size: int = field(default=16, metadata={"help": "Sentences per step."})

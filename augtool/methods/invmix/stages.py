@@ -70,6 +70,7 @@ def run_train_adaptor(
         config.llm,
         soft_tokens=config.soft_tokens,
         adaptor_hidden=config.adaptor_hidden,
+        adaptor_norm=config.adaptor_norm,
         max_target_tokens=config.max_target_tokens,
         device=config.device,
         dtype=config.dtype,
