@@ -65,15 +65,25 @@ def evaluate_model(
     return classification_metrics(gold, predicted, model.labels)
 
 
+#: Decimals of the probabilities and logits ``predict`` writes. Batched matrix products
+#: differ in the last float32 bits with the batch's size and the CPU's kernels; at four
+#: decimals the written values do not depend on ``--batch-size`` or the machine.
+PREDICTION_DECIMALS = 4
+
+
 def prediction_row(
     record: Record, labels: Sequence[str], logits: np.ndarray, fields: FieldMap | None = None
 ) -> dict[str, Any]:
-    """The input row plus ``pred_label``, ``pred_probs`` ({label: p}) and ``pred_logits``."""
+    """The input row plus ``pred_label``, ``pred_probs`` ({label: p}) and ``pred_logits``,
+    rounded to :data:`PREDICTION_DECIMALS`."""
     from augtool.core.taskmodel.model import softmax
 
     probs = softmax(logits[None, :])[0]
     row = record.to_dict(fields)
     row["pred_label"] = labels[int(np.argmax(logits))]
-    row["pred_probs"] = {label: round(float(p), 6) for label, p in zip(labels, probs, strict=True)}
-    row["pred_logits"] = [round(float(x), 6) for x in logits]
+    digits = PREDICTION_DECIMALS
+    row["pred_probs"] = {
+        label: round(float(p), digits) for label, p in zip(labels, probs, strict=True)
+    }
+    row["pred_logits"] = [round(float(x), digits) for x in logits]
     return row
