@@ -316,3 +316,51 @@ def test_a_run_folder_keeps_its_settings(bench_config, tmp_path: Path) -> None:
     assert_one_line_error(
         run_cli("bench", bench_config(), "-o", tmp_path / "notes"), "not a bench run folder"
     )
+
+
+def test_an_llm_method_that_lost_rows_fails_its_cell_until_a_rerun_gets_them(
+    bench_config, tmp_path: Path
+) -> None:
+    """LLM-Rew with a request that fails after retries: the cell is failed (not ok with
+    fewer rows), nothing is cached, and the next run asks again and succeeds."""
+    from augtool.testing.stub_openai import Status, StubOpenAIServer
+
+    with StubOpenAIServer() as stub:
+        options = {
+            "llm": "openai:stub",
+            "base_url": stub.base_url,
+            "max_retries": 0,
+            "concurrency": 1,
+        }
+        config = bench_config(methods={"llm-rew": options}, seeds=[1])
+        stub.script(Status(500))  # the first request of the cell fails, no retry
+        run = tmp_path / "run"
+        result = run_cli("bench", config, "-o", run)
+        assert result.exit_code == 1
+        cell = json.loads((run / "cells" / "kw__k2__s1__llm-rew.json").read_text())
+        assert cell["status"] == "failed"
+        assert "1 of 12 requests gave no row" in cell["error"]
+        assert "retried on the next run" in cell["error"]
+        asked = len(stub.requests)
+        result = run_cli("bench", config, "-o", run)
+        assert result.exit_code == 0, result.stderr
+        cell = json.loads((run / "cells" / "kw__k2__s1__llm-rew.json").read_text())
+        assert cell["status"] == "ok"
+        assert len(stub.requests) == asked + 1  # only the lost request was asked again
+
+
+def test_the_augmentation_cache_key_follows_local_model_content(tmp_path: Path) -> None:
+    """A model retrained at the same path gets another augmentation cache key."""
+    from augtool.bench.runner import content_identity
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights v1")
+    options = {"llm": f"hf:{model}", "alpha": 0.4, "other": "not-a-path"}
+    first = content_identity(options)
+    assert set(first) == {"llm"}
+    (model / "model.safetensors").write_bytes(b"weights v2, retrained")
+    assert content_identity(options) != first
+    assert content_identity({"adaptor": str(model)}) == {
+        "adaptor": content_identity(options)["llm"]
+    }

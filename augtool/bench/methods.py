@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from augtool.core.registry import Registry, import_path
 from augtool.data.records import Record
-from augtool.errors import OptionError
+from augtool.errors import AugtoolError, OptionError
 
 if TYPE_CHECKING:
     from augtool.bench.config import BenchConfig
@@ -218,15 +218,25 @@ class _LLMMethod(BenchMethod):
             )
         finally:
             llm.close()
-        rows = []
+        rows, lost = [], []
         for task, reply in zip(tasks, replies, strict=True):
             if isinstance(reply, Failure):
                 context.reporter.log(f"request {task.key} failed: {reply.error}")
+                lost.append(f"{task.key}: {reply.error}")
                 continue
             try:
                 rows.append(task.build(reply))
-            except Exception as exc:  # noqa: BLE001 - an unusable reply skips one row
+            except Exception as exc:  # noqa: BLE001 - an unusable reply loses one row
                 context.reporter.log(f"reply for {task.key} unusable: {exc}")
+                lost.append(f"{task.key}: {exc}")
+        if lost:
+            # A cell trained on fewer rows than asked for is not this method's result: fail
+            # it (its replies are cached, so the retry on the next run asks only again for
+            # the lost rows) instead of recording it as ok.
+            raise AugtoolError(
+                f"{self.name}: {len(lost)} of {len(tasks)} requests gave no row (first: "
+                f"{lost[0]}); the cell is retried on the next run"
+            )
         return rows
 
 

@@ -225,6 +225,7 @@ def _augmented(
         config.per_original,
         cell.seed,
         [r.to_dict() for r in sample],
+        content_identity(options),
     )
     cache = cache_root() / "bench-augment" / f"{cell.method}-{key}.jsonl"
     artifacts = cache.with_suffix(".artifacts")
@@ -259,6 +260,36 @@ def _augmented(
             atomic_write_text(init_note, str(init.resolve().relative_to(artifacts.resolve())))
         atomic_write_text(cache, "".join(json.dumps(r.to_dict()) + "\n" for r in rows))
     return rows, init
+
+
+def content_identity(options: dict[str, Any]) -> dict[str, str]:
+    """Content fingerprints of the local models and files a method's options name
+    (``hf:<folder>``, a folder or a file): a model retrained at the same path gives the
+    augmentation cache another key, so stale rows are never served."""
+    from augtool.core.hub import folder_fingerprint
+
+    found: dict[str, str] = {}
+
+    def visit(name: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(f"{name}.{key}", item)
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                visit(f"{name}[{index}]", item)
+        elif isinstance(value, str) and value.strip():
+            path = Path(value.split(":", 1)[1] if value.startswith("hf:") else value)
+            try:
+                if path.is_dir():
+                    found[name] = folder_fingerprint(path)
+                elif path.is_file():
+                    found[name] = file_fingerprint(path)["sha256"]
+            except OSError:
+                pass
+
+    for option, value in sorted(options.items()):
+        visit(option, value)
+    return found
 
 
 def _cached_init(note: Path, artifacts: Path) -> Path | None:
