@@ -364,3 +364,19 @@ def test_the_augmentation_cache_key_follows_local_model_content(tmp_path: Path) 
     assert content_identity({"adaptor": str(model)}) == {
         "adaptor": content_identity(options)["llm"]
     }
+
+
+def test_the_config_module_never_imports_the_method_registry(bench_config) -> None:
+    """bench.config reads settings; the registry (which imports every method) is only
+    consulted by check_methods, so the two modules import in one direction only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from augtool.bench.config import load_bench_config\n"
+        f"load_bench_config({str(bench_config())!r})\n"
+        "assert 'augtool.bench.methods' not in sys.modules, 'config imported the registry'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

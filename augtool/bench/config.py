@@ -88,14 +88,14 @@ class BenchConfig:
         return cls(**data)
 
 
-def _error(path: Path, message: str) -> AugtoolError:
+def config_error(path: str | Path, message: str) -> AugtoolError:
     return AugtoolError(f"{path}: {message}")
 
 
 def _k_values(raw: Any, path: Path) -> list[int | str]:
     values = raw if isinstance(raw, list) else [raw]
     if not values:
-        raise _error(path, "k: give at least one K (an integer, or all)")
+        raise config_error(path, "k: give at least one K (an integer, or all)")
     out: list[int | str] = []
     for value in values:
         if isinstance(value, str) and value.strip().lower() == "all":
@@ -103,9 +103,9 @@ def _k_values(raw: Any, path: Path) -> list[int | str]:
         elif isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             out.append(value)
         else:
-            raise _error(path, f"k: {value!r} is not a positive integer or all")
+            raise config_error(path, f"k: {value!r} is not a positive integer or all")
     if len(set(out)) != len(out):
-        raise _error(path, "k: values repeat")
+        raise config_error(path, "k: values repeat")
     return out
 
 
@@ -113,45 +113,43 @@ def load_bench_config(path: str | Path) -> BenchConfig:
     """Read and check a bench config (keys, types, methods, files, K against classes)."""
     import yaml
 
-    from augtool.bench.methods import BENCH_METHODS
-
     path = Path(path)
     if not path.is_file():
         raise AugtoolError(f"{path}: config file not found")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise _error(path, f"invalid YAML ({exc})") from exc
+        raise config_error(path, f"invalid YAML ({exc})") from exc
     if not isinstance(data, dict):
-        raise _error(path, "expected a mapping of settings")
+        raise config_error(path, "expected a mapping of settings")
     unknown = sorted(set(data) - TOP_LEVEL_KEYS)
     if unknown:
-        raise _error(
+        raise config_error(
             path,
             f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(TOP_LEVEL_KEYS))})",
         )
     for key in ("datasets", "k", "seeds", "methods"):
         if key not in data:
-            raise _error(path, f"missing key {key!r}")
+            raise config_error(path, f"missing key {key!r}")
 
     base = path.parent
     raw_datasets = data["datasets"]
     if not isinstance(raw_datasets, dict) or not raw_datasets:
-        raise _error(path, "datasets: a mapping of name to {train, test}")
+        raise config_error(path, "datasets: a mapping of name to {train, test}")
     datasets = []
     for name, spec in raw_datasets.items():
         if not isinstance(spec, dict):
-            raise _error(path, f"datasets.{name}: expected {{train, test}}")
+            raise config_error(path, f"datasets.{name}: expected {{train, test}}")
         bad = sorted(set(spec) - DATASET_KEYS)
         if bad:
-            raise _error(path, f"datasets.{name}: unknown key(s) {', '.join(bad)}")
+            raise config_error(path, f"datasets.{name}: unknown key(s) {', '.join(bad)}")
         for part in ("train", "test"):
             if part not in spec:
-                raise _error(path, f"datasets.{name}: missing {part!r}")
+                raise config_error(path, f"datasets.{name}: missing {part!r}")
         resolved = {part: str((base / str(spec[part])).resolve()) for part in ("train", "test")}
         for part, file in resolved.items():
             if not Path(file).is_file():
-                raise _error(
+                raise config_error(
                     path,
                     f"datasets.{name}.{part}: file not found: {spec[part]} (resolved to {file})",
                 )
@@ -167,17 +165,17 @@ def load_bench_config(path: str | Path) -> BenchConfig:
 
     seeds = data["seeds"] if isinstance(data["seeds"], list) else [data["seeds"]]
     if not seeds:
-        raise _error(path, "seeds: give at least one seed")
+        raise config_error(path, "seeds: give at least one seed")
     if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise _error(path, "seeds: integers only")
+        raise config_error(path, "seeds: integers only")
     if len(set(seeds)) != len(seeds):
-        raise _error(path, "seeds: values repeat")
+        raise config_error(path, "seeds: values repeat")
 
     methods = data["methods"]
     if isinstance(methods, list):
         methods = {str(m): {} for m in methods}
     if not isinstance(methods, dict) or not methods:
-        raise _error(path, "methods: a mapping of method name to its options")
+        raise config_error(path, "methods: a mapping of method name to its options")
     methods = {str(name): dict(options or {}) for name, options in methods.items()}
 
     config = BenchConfig(
@@ -193,23 +191,26 @@ def load_bench_config(path: str | Path) -> BenchConfig:
         metric=str(data.get("metric", "accuracy")),
         keep_models=bool(data.get("keep_models", False)),
     )
-    _check(config, path, BENCH_METHODS)
+    _check(config, path)
     return config
 
 
-def _check(config: BenchConfig, path: Path, registry: Any) -> None:
+def _check(config: BenchConfig, path: Path) -> None:
+    """Settings, task model and data (the methods' own options are checked against the
+    method registry by :func:`augtool.bench.methods.check_methods`: this module never
+    imports the registry, which imports the methods)."""
     from augtool.core.config import config_fields
     from augtool.errors import OptionError
 
     if not isinstance(config.per_original, int) or config.per_original < 1:
-        raise _error(path, "per_original: a positive integer")
+        raise config_error(path, "per_original: a positive integer")
     if config.augmented_labels not in ("soft", "hard"):
-        raise _error(path, "augmented_labels: soft or hard")
+        raise config_error(path, "augmented_labels: soft or hard")
     if config.metric not in METRICS:
-        raise _error(path, f"metric: one of {', '.join(METRICS)}")
+        raise config_error(path, f"metric: one of {', '.join(METRICS)}")
     unknown = sorted(set(config.task_model) - set(config_fields(TrainConfig)))
     if unknown:
-        raise _error(path, f"task_model: unknown key(s) {', '.join(unknown)}")
+        raise config_error(path, f"task_model: unknown key(s) {', '.join(unknown)}")
     try:
         config.train_config(seed=config.seeds[0])
         if config.task_model.get("init_from"):
@@ -217,19 +218,10 @@ def _check(config: BenchConfig, path: Path, registry: Any) -> None:
 
             resolve_init_model(str(config.task_model["init_from"]))
     except OptionError as exc:
-        raise _error(path, f"task_model: {exc}") from exc
-    for name, options in config.methods.items():
-        if name not in registry:
-            raise _error(
-                path, f"methods: unknown method {name!r} (known: {', '.join(registry.names())})"
-            )
-        try:
-            registry.get(name)().check(options, config)
-        except OptionError as exc:
-            raise _error(path, f"methods.{name}: {exc}") from exc
+        raise config_error(path, f"task_model: {exc}") from exc
     for pair in config.compare:
         if len(pair) != 2 or any(m not in config.methods for m in pair):
-            raise _error(path, f"compare: {pair!r} must name two of the configured methods")
+            raise config_error(path, f"compare: {pair!r} must name two of the configured methods")
     _check_data(config, path)
 
 
@@ -246,7 +238,7 @@ def _check_data(config: BenchConfig, path: Path) -> None:
         counts = Counter(r.label for r in train)
         smallest, size = min(counts.items(), key=lambda item: item[1])
         if numeric and max(numeric) > size:
-            raise _error(
+            raise config_error(
                 path,
                 f"k: {max(numeric)} is larger than the smallest class of "
                 f"{dataset.name} ({smallest}: {size} rows)",

@@ -373,3 +373,20 @@ class TopexMethod(_SeedMethod):
 
 for _method in (InvmixMethod, TopexMethod):
     BENCH_METHODS.register(_method.name, _method)
+
+
+def check_methods(config: BenchConfig, path: str | Path) -> None:
+    """Check every method a loaded bench config names, and its options, before any cell
+    runs (one line naming the config file and the method)."""
+    from augtool.bench.config import config_error
+
+    for name, options in config.methods.items():
+        if name not in BENCH_METHODS:
+            raise config_error(
+                path,
+                f"methods: unknown method {name!r} (known: {', '.join(BENCH_METHODS.names())})",
+            )
+        try:
+            BENCH_METHODS.get(name)().check(options, config)
+        except OptionError as exc:
+            raise config_error(path, f"methods.{name}: {exc}") from exc

@@ -57,6 +57,7 @@ def run(
 ) -> None:
     """Run a benchmark config; rerunning resumes (finished cells are not rerun)."""
     from augtool.bench.config import load_bench_config
+    from augtool.bench.methods import check_methods
     from augtool.bench.report import build_table, render
     from augtool.bench.runner import prepare, run_bench
     from augtool.errors import OptionError
@@ -64,6 +65,7 @@ def run(
     if jobs < 1:
         raise OptionError("jobs", "must be at least 1")
     settings = load_bench_config(config)
+    check_methods(settings, config)
     cells = prepare(settings, output)
     if prepare_only:
         say(
