@@ -383,10 +383,74 @@ PINR_REFINE: dict[str, PromptTemplate] = {
             "for datasets other than its four"
         ),
         required={"text"},
-        user="Rephrase the given text to be logical with minimal changes{label}. "
+        user="Rephrase the given text to be logical with minimal changes{label_clause}. "
         "Reply with the rephrased text only.\n\nText: {text}",
     ),
 }
+
+# Aug-PE (Xie et al., 2024), PInR's API-based baseline: the PInR paper prints no prompt
+# for it, so these are augtool's wording of Aug-PE's RANDOM_API and VARIATION_API.
+_AUG_PE_SOURCE = (
+    "augtool's wording of Aug-PE's {api} (Xie et al., 2024); the PInR paper prints no "
+    "prompt for its Aug-PE baseline"
+)
+_AUG_PE_SYSTEM = "You write realistic, varied samples for a dataset."
+_AUG_PE_QA_FORMAT = "Reply in exactly this format: Q: <question> A: <answer>"
+
+#: RANDOM_API: a new sample from the label alone. ``{label_clause}`` is the clause
+#: ` whose label is "<label text>" (<description>)`, empty without labels.
+AUG_PE_RANDOM = PromptTemplate(
+    id="augtool.aug-pe.random",
+    source=_AUG_PE_SOURCE.format(api="RANDOM_API"),
+    system=_AUG_PE_SYSTEM,
+    required={"topic"},
+    user="Write one new {topic}{label_clause}. Reply with the {topic} only.",
+)
+AUG_PE_RANDOM_QA = PromptTemplate(
+    id="augtool.aug-pe.random-qa",
+    source=_AUG_PE_SOURCE.format(api="RANDOM_API") + " (Q&A rows)",
+    system=_AUG_PE_SYSTEM,
+    required={"topic"},
+    user="Write one new {topic}{label_clause} as a question and its answer. " + _AUG_PE_QA_FORMAT,
+)
+#: VARIATION_API, Aug-PE's default: fill in the blanks of a masked copy.
+AUG_PE_BLANK_FILL = PromptTemplate(
+    id="augtool.aug-pe.blank-fill",
+    source=_AUG_PE_SOURCE.format(api="VARIATION_API (fill-in-the-blanks)"),
+    system=_AUG_PE_SYSTEM,
+    required={"text"},
+    user="Fill in the blanks (_) in the following {topic}{label_clause} so that it reads as one "
+    "complete, fluent {topic}. Keep every word that is not a blank; if there are no "
+    "blanks, repeat it unchanged. Reply with the completed {topic} only.\n\n{text}",
+)
+AUG_PE_BLANK_FILL_QA = PromptTemplate(
+    id="augtool.aug-pe.blank-fill-qa",
+    source=_AUG_PE_SOURCE.format(api="VARIATION_API (fill-in-the-blanks)") + " (Q&A rows)",
+    system=_AUG_PE_SYSTEM,
+    required={"question", "answer"},
+    user="Fill in the blanks (_) in the following question and answer ({topic}{label_clause}) "
+    "so that both read as complete, fluent and correct. Keep every word that is not a "
+    "blank. " + _AUG_PE_QA_FORMAT + "\n\nQ: {question} A: {answer}",
+)
+#: VARIATION_API, paraphrasing.
+AUG_PE_REPHRASE = PromptTemplate(
+    id="augtool.aug-pe.rephrase",
+    source=_AUG_PE_SOURCE.format(api="VARIATION_API (paraphrase)"),
+    system=_AUG_PE_SYSTEM,
+    required={"text"},
+    user="Rephrase the following {topic}{label_clause} in different words, keeping its meaning. "
+    "Reply with the rephrased {topic} only.\n\n{text}",
+)
+AUG_PE_REPHRASE_QA = PromptTemplate(
+    id="augtool.aug-pe.rephrase-qa",
+    source=_AUG_PE_SOURCE.format(api="VARIATION_API (paraphrase)") + " (Q&A rows)",
+    system=_AUG_PE_SYSTEM,
+    required={"question", "answer"},
+    user="Rephrase the following question and answer ({topic}{label_clause}) in different "
+    "words, keeping their meaning and the answer correct. " + _AUG_PE_QA_FORMAT + "\n\n"
+    "Q: {question} A: {answer}",
+)
+
 
 #: The task-specific prompts PInR applies to classification data before embedding
 #: (appendix B.1, after Tao et al., 2024), by dataset.
@@ -482,6 +546,12 @@ PROMPTS: dict[str, PromptTemplate] = {
         *(t for styles in STEPS.values() for t in styles.values()),
         TOPEX_PAIR_TASK,
         *PINR_REFINE.values(),
+        AUG_PE_RANDOM,
+        AUG_PE_RANDOM_QA,
+        AUG_PE_BLANK_FILL,
+        AUG_PE_BLANK_FILL_QA,
+        AUG_PE_REPHRASE,
+        AUG_PE_REPHRASE_QA,
         LMMIXUP_FUSE,
         LMMIXUP_PARAPHRASE,
         LMMIXUP_JUDGE,

@@ -35,71 +35,23 @@ import numpy as np
 from augtool.core.generation.base import LLM, RequestBudget
 from augtool.core.generation.jobs import ReplyRejected, clean_reply, derive_seed
 from augtool.core.generation.params import Failure, GenerationParams
-from augtool.core.generation.prompts import PromptTemplate
+from augtool.core.generation.prompts import (
+    AUG_PE_BLANK_FILL,
+    AUG_PE_BLANK_FILL_QA,
+    AUG_PE_RANDOM,
+    AUG_PE_RANDOM_QA,
+    AUG_PE_REPHRASE,
+    AUG_PE_REPHRASE_QA,
+    PromptTemplate,
+)
 from augtool.core.progress import SILENT, Reporter
 from augtool.methods.pinr.qa import join_qa, parse_qa_reply, split_qa
 from augtool.methods.pinr.refine import TextEncoder
 
-_SOURCE = (
-    "augtool's wording of Aug-PE's {api} (Xie et al., 2024); the PInR paper prints no "
-    "prompt for its Aug-PE baseline"
-)
-_SYSTEM = "You write realistic, varied samples for a dataset."
-_QA_FORMAT = "Reply in exactly this format: Q: <question> A: <answer>"
-
-#: RANDOM_API: a new sample from the label alone. ``{label}`` is the clause
-#: ` whose label is "<label text>" (<description>)`, empty without labels.
-RANDOM = PromptTemplate(
-    id="augtool.aug-pe.random",
-    source=_SOURCE.format(api="RANDOM_API"),
-    system=_SYSTEM,
-    required={"topic"},
-    user="Write one new {topic}{label}. Reply with the {topic} only.",
-)
-RANDOM_QA = PromptTemplate(
-    id="augtool.aug-pe.random-qa",
-    source=_SOURCE.format(api="RANDOM_API") + " (Q&A rows)",
-    system=_SYSTEM,
-    required={"topic"},
-    user="Write one new {topic}{label} as a question and its answer. " + _QA_FORMAT,
-)
-#: VARIATION_API, Aug-PE's default: fill in the blanks of a masked copy.
-BLANK_FILL = PromptTemplate(
-    id="augtool.aug-pe.blank-fill",
-    source=_SOURCE.format(api="VARIATION_API (fill-in-the-blanks)"),
-    system=_SYSTEM,
-    required={"text"},
-    user="Fill in the blanks (_) in the following {topic}{label} so that it reads as one "
-    "complete, fluent {topic}. Keep every word that is not a blank; if there are no "
-    "blanks, repeat it unchanged. Reply with the completed {topic} only.\n\n{text}",
-)
-BLANK_FILL_QA = PromptTemplate(
-    id="augtool.aug-pe.blank-fill-qa",
-    source=_SOURCE.format(api="VARIATION_API (fill-in-the-blanks)") + " (Q&A rows)",
-    system=_SYSTEM,
-    required={"question", "answer"},
-    user="Fill in the blanks (_) in the following question and answer ({topic}{label}) "
-    "so that both read as complete, fluent and correct. Keep every word that is not a "
-    "blank. " + _QA_FORMAT + "\n\nQ: {question} A: {answer}",
-)
-#: VARIATION_API, paraphrasing.
-REPHRASE = PromptTemplate(
-    id="augtool.aug-pe.rephrase",
-    source=_SOURCE.format(api="VARIATION_API (paraphrase)"),
-    system=_SYSTEM,
-    required={"text"},
-    user="Rephrase the following {topic}{label} in different words, keeping its meaning. "
-    "Reply with the rephrased {topic} only.\n\n{text}",
-)
-REPHRASE_QA = PromptTemplate(
-    id="augtool.aug-pe.rephrase-qa",
-    source=_SOURCE.format(api="VARIATION_API (paraphrase)") + " (Q&A rows)",
-    system=_SYSTEM,
-    required={"question", "answer"},
-    user="Rephrase the following question and answer ({topic}{label}) in different "
-    "words, keeping their meaning and the answer correct. " + _QA_FORMAT + "\n\n"
-    "Q: {question} A: {answer}",
-)
+#: Aug-PE's prompts live with every other prompt (``prompts.AUG_PE_*``).
+RANDOM, RANDOM_QA = AUG_PE_RANDOM, AUG_PE_RANDOM_QA
+BLANK_FILL, BLANK_FILL_QA = AUG_PE_BLANK_FILL, AUG_PE_BLANK_FILL_QA
+REPHRASE, REPHRASE_QA = AUG_PE_REPHRASE, AUG_PE_REPHRASE_QA
 
 #: (random, variation) templates by variation kind and Q&A mode.
 TEMPLATES: dict[tuple[str, bool], tuple[PromptTemplate, PromptTemplate]] = {
@@ -221,7 +173,11 @@ def evolve(
 ) -> GroupResult:
     """Aug-PE for one label: ``real`` are the embeddings of its real rows (the voters)."""
     random_template, vary_template = TEMPLATES[(settings.variation, qa)]
-    fixed = {"topic": settings.topic, "label": label_clause(label_text, description)}
+    fixed = {
+        "topic": settings.topic,
+        "label": label_text or "",
+        "label_clause": label_clause(label_text, description),
+    }
     result = GroupResult(selected=[])
 
     def ask(prompts: list[Any], seeds: list[int]) -> list[str | None]:

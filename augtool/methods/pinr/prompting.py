@@ -21,7 +21,9 @@ from augtool.errors import OptionError
 from augtool.methods.pinr.qa import join_qa, parse_qa_reply, split_qa
 
 #: Every placeholder a refinement prompt may name (what :func:`refine_values` fills).
-REFINE_PLACEHOLDERS = frozenset({"text", "sentence", "category", "label", "question", "answer"})
+REFINE_PLACEHOLDERS = frozenset(
+    {"text", "sentence", "category", "label", "label_clause", "question", "answer"}
+)
 #: The dataset prompts that refine Q&A pairs (they need --question-field/--answer-field).
 QA_PROMPTS = ("gsm8k", "quora")
 
@@ -55,8 +57,9 @@ def refine_values(text: str, label_text: str | None, *, qa: bool) -> dict[str, s
 
     ``{text}`` and ``{sentence}``: the candidate (``question [SEP] answer`` for Q&A);
     ``{question}``/``{answer}``: its two halves (split at ``[SEP]``); ``{category}``: the
-    particle's label text; ``{label}``: the clause `` (label: <label text>)``, or nothing
-    without a label (the form augtool's generic prompt uses).
+    particle's label text, as is ``{label}``; ``{label_clause}``: the clause
+    `` (label: <label text>)``, or nothing without a label (the form augtool's generic
+    prompt uses).
     """
     question, answer, _ = split_qa(text)
     return {
@@ -65,7 +68,8 @@ def refine_values(text: str, label_text: str | None, *, qa: bool) -> dict[str, s
         "question": question,
         "answer": answer,
         "category": label_text or "",
-        "label": f" (label: {label_text})" if label_text else "",
+        "label": label_text or "",
+        "label_clause": f" (label: {label_text})" if label_text else "",
     }
 
 
