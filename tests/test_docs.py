@@ -46,8 +46,7 @@ def run_shell_line(line: str) -> None:
     if "--engine apertium" in line and shutil.which("lt-proc") is None:
         # A system package no registry carries: the line is left out, said out loud.
         warnings.warn(
-            f"not run (Apertium is not installed: apt-get install apertium apertium-en-es): "
-            f"{line}",
+            f"not run (Apertium is not installed: apt-get install apertium apertium-en-es): {line}",
             stacklevel=2,
         )
         return

