@@ -15,7 +15,8 @@ from augtool.errors import OptionError
 from augtool.methods.backtranslation import BTConfig
 
 needs_apertium = pytest.mark.skipif(
-    shutil.which("lt-proc") is None, reason="Apertium is not installed (CI installs it)"
+    shutil.which("lt-proc") is None,
+    reason="Apertium is not installed: apt-get install apertium apertium-en-es (CI does)",
 )
 
 
