@@ -26,3 +26,39 @@ def texts_of(path: Path, field: str = "text") -> list[str]:
 def offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def machine() -> dict[str, object]:
+    """The machine a figure was measured on."""
+    import platform
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def save_result(name: str, figures: dict[str, object], settings: dict[str, object]) -> Path:
+    """Write a run's figures as ``benchmarks/results/<name>.json`` with the machine, the
+    versions and the date, so docs tables can be rendered from it (benchmarks/render.py)."""
+    import datetime
+
+    from augtool.data.provenance import environment
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    record = {
+        "benchmark": name,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(),
+        "environment": environment(),
+        "settings": settings,
+        "figures": figures,
+    }
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path

@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import save_result
+
 from augtool.core.generation import load_llm
 from augtool.core.generation.jobs import run_tasks
 from augtool.data import JsonlWriter, Record
@@ -62,6 +64,17 @@ def main() -> None:
         f"{counts_second['from_cache']} from cache)"
     )
     print(f"cached / first: {100 * second / first:.2f}%  (target < 2%)")
+    save_result(
+        "llm_cache",
+        {
+            "seconds_first": round(first, 3),
+            "seconds_cached": round(second, 4),
+            "cached_percent": round(100 * second / first, 2),
+            "requests_cached_run": counts_second["requests"],
+            "target_percent": 2.0,
+        },
+        {"rows": args.rows, "latency_s": args.latency, "concurrency": args.concurrency},
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import argparse
 import tempfile
 import time
 
+from _common import save_result
+
 from augtool.core.generation import GenerationParams, load_llm
 from augtool.testing.stub_openai import StubOpenAIServer
 
@@ -44,6 +46,16 @@ def main() -> None:
             )
     print(f"{args.prompts} prompts, server latency {args.latency * 1000:.0f} ms per request")
     print(f"speed-up at concurrency 8: {rates[8] / rates[1]:.1f}x  (target >= 6x)")
+    save_result(
+        "llm_concurrency",
+        {
+            "seconds_concurrency_1": round(args.prompts / rates[1], 3),
+            "seconds_concurrency_8": round(args.prompts / rates[8], 3),
+            "speedup": round(rates[8] / rates[1], 2),
+            "target_speedup": 6.0,
+        },
+        {"prompts": args.prompts, "latency_s": args.latency},
+    )
 
 
 if __name__ == "__main__":

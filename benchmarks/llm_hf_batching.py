@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT
+from _common import ROOT, save_result
 
 from augtool.core.generation import GenerationParams, load_llm
 from augtool.testing.tiny_llama import build_tiny_llama
@@ -50,6 +50,17 @@ def main() -> None:
     print(
         f"speed-up of batched generation: {results[1][1] / results[64][1]:.1f}x  "
         "(target >= 4x); outputs identical"
+    )
+    save_result(
+        "llm_hf_batching",
+        {
+            "seconds_batch_1": round(results[1][1], 3),
+            "seconds_batch_64": round(results[64][1], 3),
+            "speedup": round(results[1][1] / results[64][1], 2),
+            "identical_outputs": results[1][0] == results[64][0],
+            "target_speedup": 4.0,
+        },
+        {"prompts": args.prompts, "new_tokens": args.new_tokens, "llama": "4 layers, 256 dim"},
     )
 
 

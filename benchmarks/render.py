@@ -1,0 +1,136 @@
+"""Render the docs' tables of figures from the benchmark artefacts, or check them.
+
+A table in docs/ that reports measured figures sits between two markers naming its
+renderer::
+
+    <!-- rendered by benchmarks/render.py: llm-performance -->
+    | figure | result | target |
+    ...
+    <!-- end rendered -->
+
+and its figures come from ``benchmarks/results/*.json`` (written by the benchmark scripts
+with the machine, the versions and the date). ``python benchmarks/render.py`` rewrites
+every such table from its artefacts; ``--check`` only reports tables that differ (exit 1),
+which is what the test suite runs, so a doc cannot drift from its run.
+
+    python benchmarks/render.py [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs"
+BLOCK = re.compile(
+    r"(<!-- rendered by benchmarks/render.py: (?P<name>[\w-]+) -->\n)(?P<body>.*?)"
+    r"(<!-- end rendered -->)",
+    re.DOTALL,
+)
+
+
+def load(name: str) -> dict[str, Any]:
+    """The artefact ``benchmarks/results/<name>.json``."""
+    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def _met(value: float, target: float, higher: bool = True) -> str:
+    ok = value >= target if higher else value < target
+    return "met" if ok else "**missed**"
+
+
+def _provenance(*runs: dict[str, Any]) -> str:
+    """One line naming where and when the figures were measured."""
+    first = runs[0]
+    dates = sorted({run["date"][:10] for run in runs})
+    packages = first["environment"]["packages"]
+    files = ", ".join(f"`benchmarks/results/{run['benchmark']}.json`" for run in runs)
+    return (
+        f"Measured on {first['machine']['processor']}, {first['machine']['cpus']} CPU cores "
+        f"({first['machine']['platform']}), {' and '.join(dates)}; augtool "
+        f"{first['environment']['augtool']}, Python {first['environment']['python']}, "
+        f"torch {packages.get('torch', '?')}, transformers {packages.get('transformers', '?')}. "
+        f"Artefacts: {files}."
+    )
+
+
+def llm_performance() -> str:
+    """docs/llm.md: the three LLM-layer speed figures."""
+    concurrency, batching, cache = (
+        load("llm_concurrency"),
+        load("llm_hf_batching"),
+        load("llm_cache"),
+    )
+    c, b, k = concurrency["figures"], batching["figures"], cache["figures"]
+    cs, bs, ks = concurrency["settings"], batching["settings"], cache["settings"]
+    identical = "identical outputs" if b["identical_outputs"] else "**outputs differ**"
+    rows = [
+        "| figure | result | target | |",
+        "|---|---|---|---|",
+        f"| `openai:` `--concurrency 8` vs `--concurrency 1`, {cs['prompts']} prompts, server "
+        f"latency {cs['latency_s'] * 1000:.0f} ms (`llm_concurrency.py`) | "
+        f"{c['seconds_concurrency_8']:.2f} s vs {c['seconds_concurrency_1']:.2f} s: "
+        f"**{c['speedup']:.1f}×** | ≥ {c['target_speedup']:g}× | "
+        f"{_met(c['speedup'], c['target_speedup'])} |",
+        f"| `hf:` {bs['prompts']} prompts in one batch vs one at a time, {bs['llama']} Llama, "
+        f"{bs['new_tokens']} new tokens (`llm_hf_batching.py`) | "
+        f"{b['seconds_batch_64']:.2f} s vs {b['seconds_batch_1']:.2f} s: "
+        f"**{b['speedup']:.1f}×**, {identical} | ≥ {b['target_speedup']:g}× | "
+        f"{_met(b['speedup'], b['target_speedup'])} |",
+        f"| cached rerun of a {ks['rows']:,}-prompt `llm rewrite` job vs its first run "
+        f"(`llm_cache.py`) | {k['seconds_cached']:.3f} s vs {k['seconds_first']:.2f} s: "
+        f"**{k['cached_percent']:.2f}%** | < {k['target_percent']:g}% | "
+        f"{_met(k['cached_percent'], k['target_percent'], higher=False)} |",
+    ]
+    return "\n".join(rows) + "\n\n" + _provenance(concurrency, batching, cache) + "\n"
+
+
+RENDERERS: dict[str, Callable[[], str]] = {"llm-performance": llm_performance}
+
+
+def blocks(text: str) -> list[tuple[str, str]]:
+    """``(renderer name, current body)`` of every rendered block in a document."""
+    return [(m.group("name"), m.group("body")) for m in BLOCK.finditer(text)]
+
+
+def rendered(text: str) -> str:
+    """The document with every rendered block replaced by a fresh rendering."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if name not in RENDERERS:
+            raise SystemExit(f"unknown renderer {name!r} (known: {', '.join(RENDERERS)})")
+        return match.group(1) + RENDERERS[name]() + match.group(4)
+
+    return BLOCK.sub(replace, text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="report drift, write nothing")
+    args = parser.parse_args()
+    drift = []
+    for doc in sorted(DOCS.glob("*.md")):
+        text = doc.read_text(encoding="utf-8")
+        fresh = rendered(text)
+        if fresh != text:
+            drift.append(doc.relative_to(ROOT))
+            if not args.check:
+                doc.write_text(fresh, encoding="utf-8")
+    verb = "differ from their artefacts" if args.check else "rewritten"
+    for doc in drift:
+        print(f"{doc}: tables {verb}")
+    if not drift:
+        print("every rendered table matches its artefacts")
+    return 1 if (args.check and drift) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
