@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, dataset, texts_of
+from _common import ROOT, dataset, save_result, texts_of
 
 
-def apertium(texts: list[str], peer_sample: int) -> None:
+def apertium(texts: list[str], peer_sample: int) -> dict[str, float]:
     from augtool.core.translation.apertium import (
         ApertiumBackTranslator,
         translate_one_process_per_sentence,
@@ -42,9 +42,18 @@ def apertium(texts: list[str], peer_sample: int) -> None:
     )
     print(f"one subprocess per sentence ({len(sample)} of them): {peer:8.1f} sentences/s")
     print(f"speed-up of the long-lived pipelines: {ours / peer:.0f}x  (target >= 20x)")
+    return {
+        "sentences": len(out),
+        "per_second": round(ours, 1),
+        "peer_sample": len(sample),
+        "peer_per_second": round(peer, 2),
+        "speedup": round(ours / peer, 1),
+        "target_per_second": 300.0,
+        "target_speedup": 20.0,
+    }
 
 
-def marian(texts: list[str]) -> None:
+def marian(texts: list[str]) -> dict[str, object]:
     from augtool.core.translation.marian import MarianBackTranslator
     from augtool.testing.tiny_marian import build_tiny_marian
 
@@ -80,6 +89,15 @@ def marian(texts: list[str]) -> None:
         f"speed-up of batching: {timings[1] / timings[32]:.1f}x  (target >= 4x); "
         f"outputs {'identical' if same else 'DIFFER'}"
     )
+    return {
+        "round_trips": len(sample),
+        "model": "3+3 layers, d=256",
+        "per_second_batch_1": round(len(sample) / timings[1], 2),
+        "per_second_batch_32": round(len(sample) / timings[32], 2),
+        "speedup": round(timings[1] / timings[32], 2),
+        "identical_outputs": same,
+        "target_speedup": 4.0,
+    }
 
 
 def main() -> None:
@@ -87,8 +105,8 @@ def main() -> None:
     parser.add_argument("--peer-sample", type=int, default=100)
     args = parser.parse_args()
     texts = texts_of(dataset("trec", "train.jsonl"))
-    apertium(texts, args.peer_sample)
-    marian(texts)
+    figures = {"apertium": apertium(texts, args.peer_sample), "marian": marian(texts)}
+    save_result("bt_speed", figures, {"dataset": "trec/train.jsonl", "texts": len(texts)})
 
 
 if __name__ == "__main__":

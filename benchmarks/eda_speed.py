@@ -15,7 +15,7 @@ import random
 import tempfile
 import time
 
-from _common import dataset, texts_of
+from _common import dataset, save_result, texts_of
 
 
 def augtool_rate(records, config, synonyms) -> float:
@@ -43,6 +43,7 @@ def main() -> None:
     start = time.perf_counter()
     cold = WordNetSynonyms()
     cold_rate = augtool_rate(records, all_ops, cold)
+    cold_seconds = time.perf_counter() - start
     print(
         f"augtool EDA, all ops, first run (loads WordNet) : {cold_rate:9.0f}/s  "
         f"({time.perf_counter() - start:.2f} s)"
@@ -52,6 +53,14 @@ def main() -> None:
 
     import nlpaug.augmenter.word as naw
 
+    figures: dict[str, object] = {
+        "sentences": len(records),
+        "warm_per_second": round(warm_rate),
+        "cold_per_second": round(cold_rate),
+        "cold_seconds": round(cold_seconds, 2),
+        "words_looked_up": len(cold._memory),
+        "target_per_second": 10000,
+    }
     for action, op in (("swap", "rs"), ("delete", "rd")):
         ours = augtool_rate(records, EDAConfig(n_aug=4, ops=op, seed=1), WordNetSynonyms())
         peer = naw.RandomWordAug(action=action, aug_p=0.1)
@@ -63,15 +72,22 @@ def main() -> None:
             f"{action:6s}: augtool {ours:9.0f}/s   nlpaug RandomWordAug {theirs:9.0f}/s   "
             f"ratio {ours / theirs:5.1f}x  (target >= 1x)"
         )
+        figures[action] = {
+            "augtool_per_second": round(ours),
+            "nlpaug_per_second": round(theirs),
+            "ratio": round(ours / theirs, 2),
+            "target_ratio": 1.0,
+        }
     try:
         naw.SynonymAug(aug_src="wordnet").augment(texts[:10])
         print("nlpaug SynonymAug: ran (NLTK tagger data present)")
+        figures["nlpaug_synonym_aug"] = "ran"
     except Exception as exc:  # noqa: BLE001 - report whatever nlpaug raises offline
         first = str(exc).strip().splitlines()
-        print(
-            f"nlpaug SynonymAug: fails offline ({type(exc).__name__}: "
-            f"{next((line for line in first if 'Resource' in line), first[0] if first else '')})"
-        )
+        reason = next((line for line in first if "Resource" in line), first[0] if first else "")
+        print(f"nlpaug SynonymAug: fails offline ({type(exc).__name__}: {reason})")
+        figures["nlpaug_synonym_aug"] = f"fails offline: {reason.strip()}"
+    save_result("eda_speed", figures, {"dataset": "trec/train.jsonl", "n_aug": 4})
 
 
 if __name__ == "__main__":

@@ -92,7 +92,49 @@ def llm_performance() -> str:
     return "\n".join(rows) + "\n\n" + _provenance(concurrency, batching, cache) + "\n"
 
 
-RENDERERS: dict[str, Callable[[], str]] = {"llm-performance": llm_performance}
+def baselines_performance() -> str:
+    """docs/baselines.md: EDA and back-translation speed, beside their peers."""
+    eda, bt = load("eda_speed"), load("bt_speed")
+    e, a, m = eda["figures"], bt["figures"]["apertium"], bt["figures"]["marian"]
+    swap, delete = e["swap"], e["delete"]
+    identical = "identical outputs" if m["identical_outputs"] else "**outputs differ**"
+    rows = [
+        "| figure | result | target | |",
+        "|---|---|---|---|",
+        f"| EDA, {e['sentences']:,} TREC questions, `n_aug 4`, all four ops, synonym cache "
+        f"warm | **{e['warm_per_second']:,}** sentences/s | ≥ {e['target_per_second']:,}/s | "
+        f"{_met(e['warm_per_second'], e['target_per_second'])} |",
+        f"| the same, first run on a machine (loads WordNet, looks up "
+        f"{e['words_looked_up'] / 1000:.1f}k words once) | {e['cold_per_second']:,} "
+        f"sentences/s ({e['cold_seconds']:.1f} s in all) | | |",
+    ]
+    for name, figures in (("swap", swap), ("delete", delete)):
+        rows.append(
+            f'| EDA {name} only vs nlpaug `RandomWordAug(action="{name}")` | '
+            f"{figures['augtool_per_second']:,} vs {figures['nlpaug_per_second']:,}/s: "
+            f"**{figures['ratio']:.1f}×** | ≥ {figures['target_ratio']:g}× | "
+            f"{_met(figures['ratio'], figures['target_ratio'])} |"
+        )
+    rows += [
+        f"| nlpaug `SynonymAug` offline | {e['nlpaug_synonym_aug']} | | |",
+        f"| Apertium round trip, {a['sentences']:,} TREC questions | "
+        f"**{a['per_second']:,.0f}** sentences/s | ≥ {a['target_per_second']:g}/s | "
+        f"{_met(a['per_second'], a['target_per_second'])} |",
+        f"| the same vs one `apertium` subprocess per sentence ({a['peer_sample']} of them) | "
+        f"{a['per_second']:,.0f} vs {a['peer_per_second']:.1f}/s: **{a['speedup']:.0f}×** | "
+        f"≥ {a['target_speedup']:g}× | {_met(a['speedup'], a['target_speedup'])} |",
+        f"| Marian ({m['model']}) batch 32 vs one at a time, {m['round_trips']} round trips | "
+        f"{m['per_second_batch_32']:.1f} vs {m['per_second_batch_1']:.1f}/s: "
+        f"**{m['speedup']:.1f}×**, {identical} | ≥ {m['target_speedup']:g}× | "
+        f"{_met(m['speedup'], m['target_speedup'])} |",
+    ]
+    return "\n".join(rows) + "\n\n" + _provenance(eda, bt) + "\n"
+
+
+RENDERERS: dict[str, Callable[[], str]] = {
+    "llm-performance": llm_performance,
+    "baselines-performance": baselines_performance,
+}
 
 
 def blocks(text: str) -> list[tuple[str, str]]:
