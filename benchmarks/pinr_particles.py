@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import torch
+from _common import save_result
 
 
 def clustered_embeddings(n: int, d: int, clusters: int, seed: int) -> np.ndarray:
@@ -71,6 +72,7 @@ def main() -> None:
     )
     per_iter: dict[tuple[int, int], float] = {}
     stage: dict[tuple[int, int], float] = {}
+    cells: list[dict[str, object]] = []
     for n in args.sizes:
         embeddings = clustered_embeddings(n, args.dim, args.clusters, seed=n)
         start = time.perf_counter()
@@ -95,6 +97,16 @@ def main() -> None:
             assert result.iterations_run == args.iterations
             per_iter[n, m] = best / args.iterations
             stage[n, m] = fit_s + init_s + best
+            cells.append(
+                {
+                    "n": n,
+                    "m": m,
+                    "fit_s": round(fit_s, 3),
+                    "svgd_s": round(best, 3),
+                    "ms_per_iteration": round(1e3 * per_iter[n, m], 3),
+                    "stage_s": round(stage[n, m], 3),
+                }
+            )
             print(
                 f"{n:6d} {m:4d} {fit_s:7.2f} {best:7.2f} {1e3 * per_iter[n, m]:8.2f} "
                 f"{stage[n, m]:8.2f} {data_logp:11.1f} {float(gmm.log_prob(init).mean()):7.1f} "
@@ -124,6 +136,18 @@ def main() -> None:
             f"particle stage N={small_n}, M={large_m}: {stage[key]:.2f} s "
             f"({verdict} the < 30 s target)"
         )
+    save_result(
+        "pinr_particles",
+        {"cells": cells, "target_stage_s": 30.0, "target_cell": {"n": key[0], "m": key[1]}},
+        {
+            "dim": args.dim,
+            "clusters": args.clusters,
+            "components": args.components,
+            "iterations": args.iterations,
+            "repeats": args.repeats,
+            "torch_threads": torch.get_num_threads(),
+        },
+    )
 
 
 if __name__ == "__main__":

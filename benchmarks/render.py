@@ -131,7 +131,44 @@ def baselines_performance() -> str:
     return "\n".join(rows) + "\n\n" + _provenance(eda, bt) + "\n"
 
 
+def pinr_particles() -> str:
+    """docs/pinr.md: the particle stage's timings, and how they scale with N and M."""
+    run = load("pinr_particles")
+    figures = run["figures"]
+    cells = figures["cells"]
+    target = figures["target_cell"]
+    rows = [
+        "| N | M | GMM fit | SVGD | per iteration | stage |",
+        "|---|---|---|---|---|---|",
+    ]
+    for cell in cells:
+        stage = f"{cell['stage_s']:.2f} s"
+        if cell["n"] == target["n"] and cell["m"] == target["m"]:
+            verdict = _met(figures["target_stage_s"], cell["stage_s"])
+            stage = f"**{stage}** (target < {figures['target_stage_s']:g} s: {verdict})"
+        rows.append(
+            f"| {cell['n']:,} | {cell['m']} | {cell['fit_s']:.2f} s | {cell['svgd_s']:.2f} s | "
+            f"{cell['ms_per_iteration']:.2f} ms | {stage} |"
+        )
+    by = {(c["n"], c["m"]): c["ms_per_iteration"] for c in cells}
+    ns, ms = sorted({c["n"] for c in cells}), sorted({c["m"] for c in cells})
+    notes = []
+    if len(ns) > 1:
+        ratio = by[ns[-1], ms[-1]] / by[ns[0], ms[-1]]
+        notes.append(
+            f"time per iteration, N = {ns[-1]:,} over N = {ns[0]:,} at M = {ms[-1]}: {ratio:.2f}"
+        )
+    if len(ms) > 1:
+        ratio = by[ns[0], ms[-1]] / by[ns[0], ms[0]]
+        notes.append(f"M = {ms[-1]} over M = {ms[0]} at N = {ns[0]:,}: {ratio:.2f}")
+    text = "\n".join(rows) + "\n\n"
+    if notes:
+        text += "Ratios: " + "; ".join(notes) + ".\n\n"
+    return text + _provenance(run) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "pinr-particles": pinr_particles,
     "llm-performance": llm_performance,
     "baselines-performance": baselines_performance,
 }
