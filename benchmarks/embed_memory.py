@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import dataset, offline
+from _common import dataset, offline, save_result
 
 MODEL_ONLY = """
 import sys
@@ -61,6 +61,18 @@ def main() -> None:
     print(f"peak RSS, model only (peer)   : {baseline / gib:6.2f} GiB")
     print(f"peak RSS, augtool embed       : {full / gib:6.2f} GiB")
     print(f"beyond the model              : {(full - baseline) / gib:6.2f} GiB  (target < 2 GiB)")
+    save_result(
+        "embed_memory",
+        {
+            "sentences": rows,
+            "seconds": round(seconds, 1),
+            "peak_gib_model_only": round(baseline / gib, 2),
+            "peak_gib_embed": round(full / gib, 2),
+            "beyond_model_gib": round((full - baseline) / gib, 2),
+            "target_beyond_model_gib": 2.0,
+        },
+        {"dataset": "unlabeled/wiki_sentences.jsonl"},
+    )
 
 
 if __name__ == "__main__":

@@ -167,7 +167,35 @@ def pinr_particles() -> str:
     return text + _provenance(run) + "\n"
 
 
+def encoders_performance() -> str:
+    """docs/encoders.md: encoding throughput, the embedding cache, and memory."""
+    speed, memory = load("embed_throughput"), load("embed_memory")
+    t, m = speed["figures"], memory["figures"]
+    rows = [
+        "| figure | result | target | |",
+        "|---|---|---|---|",
+        f"| `Encoder.encode` vs bare `SentenceTransformer.encode`, {t['texts']:,} TREC "
+        f"questions, batch {speed['settings']['batch_size']} | {t['augtool_per_second']:.0f} vs "
+        f"{t['bare_per_second']:.0f} texts/s: **{t['ratio']:.2f}×** | ≥ {t['target_ratio']:g}× | "
+        f"{_met(t['ratio'], t['target_ratio'])} |",
+        f"| `augtool embed` on TREC train, first run vs second run (cache), whole command | "
+        f"{t['command_cold_s']:.1f} s vs {t['command_cached_s']:.2f} s: "
+        f"**{t['command_speedup']:.0f}×** faster | ≥ {t['target_command_speedup']:g}× | "
+        f"{_met(t['command_speedup'], t['target_command_speedup'])} |",
+        f"| the same in-process (no interpreter start-up) | {t['in_process_cold_s']:.1f} s vs "
+        f"{t['in_process_cached_s']:.3f} s: {t['in_process_speedup']}× | | |",
+        f"| peak RSS embedding all {m['sentences']:,} sentences of "
+        f"`unlabeled/wiki_sentences.jsonl` ({m['seconds']:.0f} s) | {m['peak_gib_embed']:.2f} GiB; "
+        f"a process that only loads the model (peer): {m['peak_gib_model_only']:.2f} GiB; "
+        f"**{m['beyond_model_gib']:.2f} GiB beyond the model** | "
+        f"< {m['target_beyond_model_gib']:g} GiB | "
+        f"{_met(m['beyond_model_gib'], m['target_beyond_model_gib'], higher=False)} |",
+    ]
+    return "\n".join(rows) + "\n\n" + _provenance(speed, memory) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "encoders-performance": encoders_performance,
     "pinr-particles": pinr_particles,
     "llm-performance": llm_performance,
     "baselines-performance": baselines_performance,
