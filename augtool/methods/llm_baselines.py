@@ -25,17 +25,12 @@ from augtool.core.generation.jobs import (
 )
 from augtool.core.generation.labels import LabelSet, load_label_set
 from augtool.core.generation.params import GenerationParams
-from augtool.core.generation.prompts import (
-    PROMPT_STYLES,
-    PromptTemplate,
-    builtin,
-    load_prompt_file,
-)
+from augtool.core.generation.prompts import PROMPT_STYLES, PromptTemplate, step_template
 from augtool.core.progress import SILENT, Reporter
 from augtool.data.provenance import make_aug
 from augtool.data.records import Record, labels_of
 from augtool.data.writer import JsonlWriter
-from augtool.errors import AugtoolError, OptionError
+from augtool.errors import AugtoolError
 
 PAIR_MODES = ("any", "inter-class", "intra-class")
 
@@ -138,17 +133,14 @@ class LLMConfig:
     def template(self) -> PromptTemplate:
         """The prompt this run sends: ``--prompt-file`` (checked) or the built-in one of
         ``--prompt-style``."""
-        if not self.prompt_file:
-            return builtin(self.step, self.prompt_style)
-        default = builtin(self.step, self.prompt_style)
-        template = load_prompt_file(
+        return step_template(
+            self.step,
+            self.prompt_style,
             self.prompt_file,
-            template_id=default.id,
             available=PLACEHOLDERS[self.step],
             required=REQUIRED.get(self.step, frozenset()),
+            alternatives=ALTERNATIVES.get(self.step, ()),
         )
-        _require_one_of(template, ALTERNATIVES.get(self.step, ()), self.prompt_file)
-        return template
 
     def params(self) -> GenerationParams:
         return GenerationParams(self.max_new_tokens, self.temperature, self.top_p)
@@ -528,14 +520,6 @@ REQUIRED: dict[str, frozenset[str]] = {
 ALTERNATIVES: dict[str, tuple[frozenset[str], ...]] = {
     "llm.mix": (frozenset({"text1", "text2"}), frozenset({"text_a", "text_b"})),
 }
-
-
-def _require_one_of(
-    template: PromptTemplate, groups: tuple[frozenset[str], ...], path: str
-) -> None:
-    if groups and not any(group <= template.placeholders for group in groups):
-        spelled = " or ".join(" and ".join("{" + n + "}" for n in sorted(g)) for g in groups)
-        raise OptionError("prompt_file", f"{path}: the prompt must use {spelled}")
 
 
 def run_loglik_labelling(

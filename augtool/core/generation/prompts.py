@@ -604,5 +604,32 @@ def load_prompt_file(
     return template
 
 
+def step_template(
+    step: str,
+    style: str,
+    path: str | Path | None,
+    *,
+    available: set[str] | frozenset[str],
+    required: set[str] | frozenset[str] = frozenset(),
+    alternatives: tuple[frozenset[str], ...] = (),
+    needs: str = "use",
+    option: str = "prompt_file",
+) -> PromptTemplate:
+    """The prompt a step sends: the built-in one of ``style``, or the user's file at
+    ``path``, checked before anything runs: unknown or missing placeholders, and (with
+    ``alternatives``) none of the groups of placeholders of which one must be used whole,
+    are one-line errors naming ``option``."""
+    default = builtin(step, style)
+    if not path:
+        return default
+    template = load_prompt_file(
+        path, template_id=default.id, available=available, required=required, option=option
+    )
+    if alternatives and not any(group <= template.placeholders for group in alternatives):
+        spelled = " or ".join(" and ".join(_braced(sorted(g)).split(", ")) for g in alternatives)
+        raise OptionError(option, f"{path}: the prompt must {needs} {spelled}")
+    return template
+
+
 def _first_line(exc: Exception) -> str:
     return " ".join(str(exc).split())

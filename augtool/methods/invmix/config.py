@@ -7,7 +7,7 @@ from typing import Any
 
 from augtool.core.config import check
 from augtool.core.device import DTYPES
-from augtool.core.generation.prompts import PROMPT_STYLES, PromptTemplate
+from augtool.core.generation.prompts import PROMPT_STYLES, PromptTemplate, step_template
 from augtool.core.hub import DEFAULT_ENCODER, ENCODER_HELP
 from augtool.errors import OptionError
 
@@ -19,7 +19,8 @@ LABEL_SCORINGS = ("auto", "parse", "loglik")
 #: Placeholders a labelling prompt (A.3, and A.4's second set) may use; it must use
 #: ``{text}`` and one of the others.
 LABEL_PLACEHOLDERS = frozenset({"text", "label_list", "label_map", "label_descriptions"})
-LABEL_SETS = ("label_list", "label_map", "label_descriptions")
+#: A labelling prompt shows the labels with one of these placeholders.
+LABEL_SETS = tuple(frozenset({name}) for name in ("label_list", "label_map", "label_descriptions"))
 #: Placeholders of A.4's first set (is the interpolated label right?); both are needed.
 MATCH_PLACEHOLDERS = frozenset({"text", "label_text"})
 
@@ -42,31 +43,6 @@ def resolve_scoring(scoring: str, llm: Any, option: str) -> str:
     if scoring == "loglik" and not isinstance(llm, ScoringLLM):
         raise OptionError(option, "loglik needs a local model (hf:)")
     return scoring
-
-
-def prompt_template(
-    step: str,
-    style: str,
-    path: str | None,
-    option: str,
-    available: frozenset[str],
-    required: frozenset[str],
-    one_of: tuple[str, ...] = (),
-) -> PromptTemplate:
-    """The built-in prompt of ``step`` in ``style``, or the user's file, checked: unknown
-    or missing placeholders are one-line errors naming ``option``."""
-    from augtool.core.generation.prompts import builtin, load_prompt_file
-
-    default = builtin(step, style)
-    if not path:
-        return default
-    template = load_prompt_file(
-        path, template_id=default.id, available=available, required=required, option=option
-    )
-    if one_of and not set(one_of) & template.placeholders:
-        spelled = ", ".join("{" + name + "}" for name in one_of)
-        raise OptionError(option, f"{path}: the prompt must show the labels with one of {spelled}")
-    return template
 
 
 @dataclass
@@ -291,14 +267,15 @@ class InvmixGenerateConfig:
 
     def label_template(self) -> PromptTemplate:
         """The labelling prompt (A.3's, augtool's, or ``--prompt-file``, checked)."""
-        return prompt_template(
+        return step_template(
             "llm.label",
             self.prompt_style,
             self.prompt_file,
-            "prompt_file",
-            LABEL_PLACEHOLDERS,
-            frozenset({"text"}),
-            LABEL_SETS,
+            available=LABEL_PLACEHOLDERS,
+            required=frozenset({"text"}),
+            option="prompt_file",
+            alternatives=LABEL_SETS,
+            needs="show the labels with",
         )
 
     def resolved_label_scoring(self, llm: Any) -> str:
@@ -386,25 +363,26 @@ class IntrusionConfig:
 
     def match_template(self) -> PromptTemplate:
         """Step 1 (A.4's first set), or ``--match-prompt-file``, checked."""
-        return prompt_template(
+        return step_template(
             "invmix.intrusion-match",
             self.prompt_style,
             self.match_prompt_file,
-            "match_prompt_file",
-            MATCH_PLACEHOLDERS,
-            MATCH_PLACEHOLDERS,
+            available=MATCH_PLACEHOLDERS,
+            required=MATCH_PLACEHOLDERS,
+            option="match_prompt_file",
         )
 
     def label_template(self) -> PromptTemplate:
         """Step 2 (A.4's second set), or ``--label-prompt-file``, checked."""
-        return prompt_template(
+        return step_template(
             "invmix.intrusion-label",
             self.prompt_style,
             self.label_prompt_file,
-            "label_prompt_file",
-            LABEL_PLACEHOLDERS,
-            frozenset({"text"}),
-            LABEL_SETS,
+            available=LABEL_PLACEHOLDERS,
+            required=frozenset({"text"}),
+            option="label_prompt_file",
+            alternatives=LABEL_SETS,
+            needs="show the labels with",
         )
 
     def backend_options(self) -> dict[str, Any]:
