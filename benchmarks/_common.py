@@ -31,29 +31,16 @@ def offline() -> None:
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def machine() -> dict[str, object]:
-    """The machine a figure was measured on."""
-    import platform
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-    }
-
-
 def save_result(name: str, figures: dict[str, object], settings: dict[str, object]) -> Path:
     """Write a run's figures as ``benchmarks/results/<name>.json`` with the machine, the
     versions and the date, so docs tables can be rendered from it (benchmarks/render.py)."""
-    import datetime
-
-    from augtool.data.provenance import environment
+    from augtool.data.provenance import environment, machine, utc_now
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     record = {
         "benchmark": name,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": utc_now(),
         "machine": machine(),
         "environment": environment(),
         "settings": settings,

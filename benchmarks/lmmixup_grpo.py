@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import offline
+from _common import offline, save_result
 
 from augtool.methods.lmmixup.schema import mixup_prompt
 
@@ -105,6 +105,11 @@ def main() -> None:
     parser.add_argument("--size", choices=("tiny", "0.5b"), default="tiny")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--trl-steps", type=int, default=4)
+    parser.add_argument(
+        "--save",
+        default="",
+        help="Write the figures to benchmarks/results/<SAVE>.json (by default only print).",
+    )
     args = parser.parse_args()
     offline()
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -154,8 +159,23 @@ def main() -> None:
         f"TRL GRPOTrainer (LoRA), {args.trl_steps} steps of one group: "
         f"{args.trl_steps / elapsed:.2f} steps/s including model load and setup"
     )
+    peak_gib = None
     if args.device.startswith("cuda"):
-        print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+        peak_gib = torch.cuda.max_memory_allocated() / 2**30
+        print(f"peak GPU memory {peak_gib:.2f} GiB")
+    if args.save:
+        figures = {
+            "parameters": params,
+            "seconds_per_group_batched": timing["batched"],
+            "seconds_per_group_unbatched": timing["unbatched loop"],
+            "speedup": ratio,
+            "target_speedup": 4,
+            "trl_steps_per_second": args.trl_steps / elapsed,
+            "peak_gpu_gib": peak_gib,
+        }
+        settings = {k: getattr(args, k) for k in ("group", "tokens", "hidden", "layers")}
+        settings.update(rounds=args.rounds, size=args.size, device=args.device)
+        save_result(args.save, figures, {**settings, "trl_steps": args.trl_steps})
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import dataset, offline
+from _common import dataset, offline, save_result
 
 METHODS = ("random", "mgd3", "dallme", "pinr", "aug-pe")
 
@@ -70,6 +70,11 @@ def main() -> None:
     parser.add_argument("--refine-llm", default=None)
     parser.add_argument("--prefix", default="", help="ag_news: the paper's task prompt.")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument(
+        "--save",
+        default="pinr_agnews",
+        help="Write the figures to benchmarks/results/<SAVE>.json ('' to only print).",
+    )
     parser.add_argument(
         "--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="Rows to run."
     )
@@ -181,7 +186,34 @@ def main() -> None:
     print(f"{'all 4,000 rows':24s} {100 * full:.2f}")
     for name, text in examples.items():
         print(f"example {name}: {text[:160]!r}")
-    print(f"total {time.time() - started:.0f} s; work folder {work}")
+    total = time.time() - started
+    print(f"total {total:.0f} s; work folder {work}")
+    if args.save:
+        figures = {
+            "accuracy": {
+                name: {
+                    "per_seed": values,
+                    "mean": statistics.mean(values),
+                    "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                }
+                for name, values in results.items()
+            },
+            "accuracy_all_rows": full,
+            "examples": examples,
+            "total_seconds": round(total, 1),
+        }
+        settings = {
+            "m": args.m,
+            "seeds": args.seeds,
+            "decoder_epochs": args.decoder_epochs,
+            "d_model": args.d_model,
+            "refine_llm": args.refine_llm,
+            "prefix": args.prefix,
+            "methods": args.methods,
+            "pool_rows": len(pool),
+            "test_rows": len(test),
+        }
+        save_result(args.save, figures, settings)
 
 
 if __name__ == "__main__":

@@ -194,7 +194,318 @@ def encoders_performance() -> str:
     return "\n".join(rows) + "\n\n" + _provenance(speed, memory) + "\n"
 
 
+# --- `augtool bench` runs kept with benchmarks/keep_run.py ---------------------------
+
+
+def bench_table(name: str):  # noqa: ANN201 (augtool.bench.report.Table)
+    """The report table of the bench run kept as ``benchmarks/results/<name>/``."""
+    from augtool.bench.report import build_table
+
+    return build_table(RESULTS / name)
+
+
+def bench_summary(name: str) -> dict[str, Any]:
+    return json.loads((RESULTS / name / "summary.json").read_text(encoding="utf-8"))
+
+
+def bench_cells(name: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted((RESULTS / name / "cells").glob("*.json"))
+    ]
+
+
+def _bench_provenance(name: str) -> str:
+    summary = bench_summary(name)
+    return _provenance({**summary, "benchmark": f"{name}/summary.json"})
+
+
+TREC_NAMES = {  # method -> (our row name, the paper's row in its Table 1)
+    "base": ("base", "Base"),
+    "eda": ("EDA", "EDA"),
+    "bt": ("BT (ours: Apertium; paper: MT)", "BT"),
+    "mixup": ("Mixup", "Mixup"),
+}
+
+
+def _mean_std(pair: dict[str, float]) -> str:
+    return f"{pair['mean']:.1f} ± {pair['std']:.1f}"
+
+
+def trec_bench_accuracy() -> str:
+    """docs/results.md: our TREC accuracy beside the inversedMixup paper's Table 1."""
+    from augtool.bench.report import cell_text
+
+    table = bench_table("trec-bench")
+    paper = json.loads(
+        (RESULTS / "papers" / "inversedmixup-table1-trec.json").read_text(encoding="utf-8")
+    )["accuracy"]
+    header = ["method"]
+    for column in table.columns:
+        header += [f"ours K = {column.k}", f"paper K = {column.k}"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in table.methods:
+        ours_name, paper_name = TREC_NAMES.get(method, (method, method))
+        cells = [ours_name]
+        for column in table.columns:
+            text = cell_text(table, method, column)
+            rank = table.ranks(column).get(method)
+            cells.append(f"**{text}**" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text)
+            reference = paper.get(paper_name, {}).get(str(column.k))
+            cells.append(_mean_std(reference) if reference else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    seeds = ", ".join(map(str, table.expected_seeds))
+    return (
+        "\n".join(lines)
+        + f"\n\nOurs: mean ± std over seeds {seeds}; **bold** our best per column, "
+        "<u>underline</u> our second best. Paper: the BERT-base rows of its Table 1 "
+        "(10 seeds), from `benchmarks/results/papers/inversedmixup-table1-trec.json`. "
+        + _bench_provenance("trec-bench")
+        + "\n"
+    )
+
+
+def trec_bench_seeds() -> str:
+    """docs/results.md: every cell's accuracy, by K, method and seed."""
+    table = bench_table("trec-bench")
+    seeds = table.expected_seeds
+    lines = [
+        "| K | method | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "|" + "---|" * (len(seeds) + 2),
+    ]
+    for column in table.columns:
+        for method in table.methods:
+            values = table.values(method, column)
+            scores = [f"{100 * values[s]:.1f}" if s in values else "–" for s in seeds]
+            name = TREC_NAMES.get(method, (method,))[0].split(" (")[0]
+            lines.append(f"| {column.k} | {name} | " + " | ".join(scores) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def trec_bench_wilcoxon() -> str:
+    """docs/results.md: paired tests against base, per K and pooled."""
+    table = bench_table("trec-bench")
+
+    def p_text(test) -> str:  # noqa: ANN001
+        if test.p_value is None:
+            return "–"
+        text = f"{test.p_value:.3f}"
+        return f"**{text}**" if test.p_value < 0.05 else text
+
+    rows = table.tests()
+    pooled_n = rows[0]["pooled"].n if rows else 0
+    lines = [
+        "| pair | mean difference, pooled | "
+        + " | ".join(f"p, K = {c.k}" for c in table.columns)
+        + f" | p, pooled ({pooled_n} pairs) |",
+        "|" + "---|" * (len(table.columns) + 3),
+    ]
+    for row in rows:
+        first, second = row["pair"]
+        differences = []
+        for column in table.columns:
+            a, b = table.values(first, column), table.values(second, column)
+            differences += [a[s] - b[s] for s in a if s in b]
+        mean = 100 * sum(differences) / len(differences)
+        name = TREC_NAMES.get(first, (first,))[0].split(" (")[0]
+        lines.append(
+            f"| {name} vs {second} | {mean:+.1f} points | "
+            + " | ".join(p_text(row["columns"][c.label]) for c in table.columns)
+            + f" | {p_text(row['pooled'])} |"
+        )
+    text = "\n".join(lines).replace("| -", "| −")
+    return text + "\n\nBold: p < 0.05.\n"
+
+
+def trec_bench_time() -> str:
+    """docs/results.md: where the run's time went, per method, and the harness overhead."""
+    summary = bench_summary("trec-bench")
+    totals: dict[str, dict[str, float]] = {}
+    rows_trained: dict[str, list[int]] = {}
+    for cell in bench_cells("trec-bench"):
+        parts = totals.setdefault(cell["method"], {})
+        for part in ("augment", "train", "eval", "total"):
+            parts[part] = parts.get(part, 0.0) + cell["seconds"].get(part, 0.0)
+        rows_trained.setdefault(cell["method"], []).append(cell["n_sample"] + cell["n_augmented"])
+
+    def seconds(value: float) -> str:
+        return "–" if value < 0.5 else f"{value:,.0f} s"
+
+    lines = [
+        "| method | augment | train | evaluate | all cells | rows trained on, per cell |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method, parts in totals.items():
+        counts = rows_trained[method]
+        name = TREC_NAMES.get(method, (method,))[0].split(" (")[0]
+        lines.append(
+            f"| {name} | {seconds(parts['augment'])} | {seconds(parts['train'])} | "
+            f"{seconds(parts['eval'])} | {seconds(parts['total'])} | "
+            f"{min(counts)}–{max(counts)} |"
+        )
+    overhead = summary["harness_overhead"]
+    return (
+        "\n".join(lines)
+        + f"\n\n{summary['cells']} cells in {summary['wall_seconds'] / 60:.1f} minutes of wall "
+        f"time. Harness overhead (wall time outside augmentation, training and evaluation): "
+        f"{summary['wall_seconds'] - summary['augment_train_eval_seconds']:.1f} s, "
+        f"**{100 * overhead:.2f}%** (target ≤ 5%: {_met(0.05, overhead)}). "
+        + _bench_provenance("trec-bench")
+        + "\n"
+    )
+
+
+def bench_intents_example() -> str:
+    """docs/bench.md: what `augtool bench report` prints for the quick intents example."""
+    from augtool.bench.report import to_markdown
+
+    return "```\n" + to_markdown(bench_table("intents-bench")) + "```\n"
+
+
+# --- scripts with one JSON artefact each ---------------------------------------------
+
+
+PINR_AGNEWS_NAMES = {
+    "random": "Random (uniform subset)",
+    "mgd3": "MGD³-style mode selection (real row nearest each k-means mode)",
+    "dallme": "DaLLME (k-means centres, decoded)",
+    "pinr (no refinement)": "PInR, no refinement",
+    "pinr (refined)": "PInR, refined",
+    "aug-pe": "Aug-PE",
+}
+
+
+def pinr_agnews() -> str:
+    """docs/results.md: AG-News condensed to M rows, task-model accuracy per method."""
+    run = load("pinr_agnews")
+    figures, settings = run["figures"], run["settings"]
+    lines = ["| method | accuracy |", "|---|---|"]
+    for name, result in figures["accuracy"].items():
+        label = PINR_AGNEWS_NAMES.get(name, name)
+        lines.append(f"| {label} | {100 * result['mean']:.2f} ± {100 * result['std']:.2f} |")
+    if not settings["refine_llm"]:
+        lines.append("| PInR, refined | not run (no LLM reachable here) |")
+    lines.append(
+        f"| all {settings['pool_rows']:,} rows | {100 * figures['accuracy_all_rows']:.2f} |"
+    )
+    seeds = ", ".join(map(str, settings["seeds"]))
+    return (
+        "\n".join(lines) + f"\n\nM = {settings['m']} of {settings['pool_rows']:,} rows, test "
+        f"{settings['test_rows']:,} rows; mean ± std over seeds {seeds}; decoder d_model "
+        f"{settings['d_model']}, {settings['decoder_epochs']} epochs; "
+        f"{figures['total_seconds'] / 60:.1f} minutes in all. " + _provenance(run) + "\n"
+    )
+
+
+def task_model_trec() -> str:
+    """docs/task-model.md: TREC accuracy of the fine-tuned default encoder and its peer."""
+    run = load("trec_finetune")
+    figures = run["figures"]
+    target = figures["target_accuracy"]
+    lines = [
+        "| model | epochs | TREC test accuracy | macro-F1 | training wall time |",
+        "|---|---|---|---|---|",
+    ]
+    for model in figures["models"].values():
+        label = (
+            "frozen encoder + MLP head (peer)"
+            if model["frozen_encoder"]
+            else "fine-tuned default encoder"
+        )
+        accuracy = f"{100 * model['accuracy']:.1f}%"
+        if model["accuracy"] >= target:
+            accuracy = f"**{accuracy}**"
+        lines.append(
+            f"| {label} | {model['epochs']} | {accuracy} | {model['macro_f1']:.3f} | "
+            f"{model['train_seconds']:,.0f} s |"
+        )
+    first = next(iter(figures["models"].values()))
+    return (
+        "\n".join(lines) + f"\n\n**Bold**: at or above the {100 * target:.0f}% target. Seed "
+        f"{run['settings']['seed']}, batch size {first['batch_size']}, encoder learning "
+        f"rate {first['lr']:g}, head {first['head_lr']:g}, max length {first['max_length']}. "
+        + _provenance(run)
+        + "\n"
+    )
+
+
+def topex_explore_performance() -> str:
+    """docs/topex.md: explore time by stage, clusterer and size."""
+    run = load("topex_explore")
+    figures = run["figures"]
+    lines = [
+        "| clusterer | points | explore | cluster | name | score | clusters of mistakes "
+        "(points) | BERTopic fits (documents) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in figures["runs"]:
+        stages = row["stages"]
+        lines.append(
+            f"| {row['clusterer'].upper()} | {row['points']:,} | {row['seconds']:.1f} s | "
+            f"{stages.get('cluster', 0):.2f} s | {stages.get('name', 0):.2f} s | "
+            f"{stages.get('score', 0):.1f} s | {row['mistaken']} ({row['mistaken_points']:,}) | "
+            f"{row['bertopic_fits']} ({row['named_docs']:,}) |"
+        )
+    ratios = figures["ratio_largest_over_smallest"]
+    sizes = sorted({row["points"] for row in figures["runs"]})
+    notes = [
+        f"{name.upper()} t({sizes[-1]:,}) / t({sizes[0]:,}) = **{ratio:.2f}**"
+        + (
+            f" (target ≤ {figures['target_ratio_hdbscan']}: "
+            f"{_met(figures['target_ratio_hdbscan'], ratio)})"
+            if name == "hdbscan"
+            else ""
+        )
+        for name, ratio in ratios.items()
+    ]
+    caps = run["settings"]
+    cap_text = (
+        "every pair and every text (the defaults)"
+        if caps.get("max_outside") is None and caps.get("ctc_texts") is None
+        else f"`--max-outside {caps.get('max_outside')} --ctc-texts {caps.get('ctc_texts')}`"
+    )
+    return (
+        "\n".join(lines)
+        + f"\n\n{'; '.join(notes)}. Scores over {cap_text}. "
+        + _provenance(run)
+        + "\n"
+    )
+
+
+def lmmixup_grpo() -> str:
+    """docs/lmmixup.md: one GRPO group generated batched vs in a loop, two model sizes."""
+    runs = [load("lmmixup_grpo_tiny"), load("lmmixup_grpo_4m")]
+    lines = ["| model | batched | unbatched loop | speed-up |", "|---|---|---|---|"]
+    for run in runs:
+        f, s = run["figures"], run["settings"]
+        lines.append(
+            f"| {f['parameters'] / 1e6:.1f}M parameters (`--hidden {s['hidden']} --layers "
+            f"{s['layers']}`) | {f['seconds_per_group_batched']:.3f} s per group | "
+            f"{f['seconds_per_group_unbatched']:.3f} s | **{f['speedup']:.1f}×** |"
+        )
+    tiny = runs[0]
+    return (
+        "\n".join(lines)
+        + f"\n\nGroup {tiny['settings']['group']}, {tiny['settings']['tokens']} new tokens per "
+        f"completion, device {tiny['settings']['device']}. Target on the tiny model: ≥ "
+        f"{tiny['figures']['target_speedup']}× ({_met(tiny['figures']['speedup'], 4)}). Real "
+        f"`GRPOTrainer` steps (LoRA, one group per step, counting model loading and setup): "
+        f"{tiny['figures']['trl_steps_per_second']:.2f} steps/s on the smaller model. "
+        + _provenance(*runs)
+        + "\n"
+    )
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "trec-bench-accuracy": trec_bench_accuracy,
+    "trec-bench-seeds": trec_bench_seeds,
+    "trec-bench-wilcoxon": trec_bench_wilcoxon,
+    "trec-bench-time": trec_bench_time,
+    "bench-intents-example": bench_intents_example,
+    "pinr-agnews": pinr_agnews,
+    "task-model-trec": task_model_trec,
+    "topex-explore-performance": topex_explore_performance,
+    "lmmixup-grpo": lmmixup_grpo,
     "encoders-performance": encoders_performance,
     "pinr-particles": pinr_particles,
     "llm-performance": llm_performance,

@@ -26,7 +26,7 @@ import tempfile
 import time
 
 import numpy as np
-from _common import dataset, offline, texts_of
+from _common import dataset, offline, save_result, texts_of
 
 KEYWORDS = ("film", "album", "river", "church", "species", "election", "team", "war")
 
@@ -79,6 +79,11 @@ def main() -> None:
     parser.add_argument("--optics-sizes", type=int, nargs="+", default=[5000, 20000])
     parser.add_argument("--max-outside", type=int, default=None, help="pairwise sample cap")
     parser.add_argument("--ctc-texts", type=int, default=None, help="CTC texts per cluster")
+    parser.add_argument(
+        "--save",
+        default="topex_explore",
+        help="Write the figures to benchmarks/results/<SAVE>.json ('' to only print).",
+    )
     args = parser.parse_args()
     caps = {"max_outside": args.max_outside, "ctc_texts": args.ctc_texts}
     offline()
@@ -117,15 +122,28 @@ def main() -> None:
                 f"BERTopic fits {row['bertopic_fits']} on {row['named_docs']} docs  "
                 f"chosen: {row['chosen']!r}"
             )
+    ratios = {}
     for clusterer, sizes in (("hdbscan", args.sizes), ("optics", args.optics_sizes)):
         if len(sizes) >= 2:
             small, large = results[(clusterer, sizes[0])], results[(clusterer, sizes[-1])]
             ratio = large["seconds"] / small["seconds"]
             scale = sizes[-1] / sizes[0]
+            ratios[clusterer] = ratio
             print(
                 f"{clusterer}: t({sizes[-1]}) / t({sizes[0]}) = {ratio:.2f} "
                 f"(size ratio {scale:.0f}; target <= 5 for hdbscan)"
             )
+
+    if args.save:
+        figures = {
+            "runs": [
+                {"clusterer": clusterer, "points": size, **row}
+                for (clusterer, size), row in results.items()
+            ],
+            "ratio_largest_over_smallest": ratios,
+            "target_ratio_hdbscan": 5,
+        }
+        save_result(args.save, figures, {**caps, "min_samples": 10, "projection": "pca"})
 
 
 if __name__ == "__main__":

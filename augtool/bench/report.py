@@ -114,7 +114,7 @@ def build_table(run_dir: str | Path, metric: str | None = None) -> Table:
     )
 
 
-def _cell_text(table: Table, method: str, column: Column) -> str:
+def cell_text(table: Table, method: str, column: Column) -> str:
     mean, std, n = table.summary(method, column)
     if n == 0:
         return "–"
@@ -135,7 +135,7 @@ def to_markdown(table: Table) -> str:
     for method in table.methods:
         cells = [method]
         for column in table.columns:
-            text = _cell_text(table, method, column)
+            text = cell_text(table, method, column)
             rank = table.ranks(column).get(method)
             cells.append(f"**{text}**" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text)
         lines.append("| " + " | ".join(cells) + " |")
@@ -182,7 +182,7 @@ def to_latex(table: Table) -> str:
     for method in table.methods:
         cells = [method.replace("_", r"\_")]
         for column in table.columns:
-            text = _cell_text(table, method, column).replace("±", r"$\pm$")
+            text = cell_text(table, method, column).replace("±", r"$\pm$")
             rank = table.ranks(column).get(method)
             cells.append(
                 rf"\textbf{{{text}}}"

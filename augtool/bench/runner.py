@@ -37,7 +37,7 @@ from typing import Any
 
 from augtool.bench.config import BenchConfig, DatasetSpec
 from augtool.core.progress import SILENT, Advance, Reporter
-from augtool.data.provenance import environment, file_fingerprint, run_key
+from augtool.data.provenance import environment, file_fingerprint, machine, run_key, utc_now
 from augtool.data.writer import atomic_write_text, write_json
 from augtool.errors import AugtoolError
 
@@ -438,6 +438,8 @@ def run_bench(
     }
     if jobs <= 1 and wall > 0:
         summary["harness_overhead"] = round(max(0.0, wall - inside) / wall, 4)
+    # where and with what the figures were measured, so a report can say so
+    summary.update(date=utc_now(), machine=machine(), environment=environment())
     write_json(run_dir / "summary.json", summary)
     return summary
 

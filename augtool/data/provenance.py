@@ -43,6 +43,22 @@ def run_key(*parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
 
 
+def machine() -> dict[str, Any]:
+    """The machine a run was measured on: a figure means little without it."""
+    import os
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def utc_now() -> str:
+    """The current time, ISO 8601 in UTC to the second."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def environment() -> dict[str, Any]:
     """Versions that matter for reproducing a run."""
     versions: dict[str, str] = {}
