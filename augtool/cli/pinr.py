@@ -97,7 +97,9 @@ def train_decoder(
     config: ConfigOpt = None,
 ) -> None:
     """Train an embedding-to-text decoder (vec2text-style, encoder frozen); resumable.
-    Q&A rows (--question-field/--answer-field) train it on 'question [SEP] answer'."""
+    Its generator is warm-started from the encoder's own BERT weights unless --seq2seq
+    names a T5-style model. Q&A rows (--question-field/--answer-field) train it on
+    'question [SEP] answer'."""
     from dataclasses import replace
 
     from augtool.core.inversion.decoder_train import train_decoder as run
@@ -133,12 +135,14 @@ def train_decoder(
                 "history": result.history,
                 "prefix": prefix.describe() if prefix else None,
                 "qa": settings.question_field is not None,
+                "init_from_encoder": result.decoder.init_from_encoder,
             },
         ),
     )
     report_rejects(output, rejects)
     last = result.history[-1].get("loss") if result.history else None
-    say(f"saved the decoder to {output}" + (f" (final loss {last:.4f})" if last else ""))
+    start = "warm-started from the encoder" if settings.warm_start else settings.seq2seq
+    say(f"saved the decoder ({start}) to {output}" + (f" (final loss {last:.4f})" if last else ""))
 
 
 def _decoder_meta(decoder: Path) -> dict[str, Any]:

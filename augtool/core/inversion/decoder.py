@@ -1,10 +1,12 @@
 """An embedding-to-text decoder (vec2text, Morris et al. 2023) for PInR particles.
 
 A sentence embedding ``e`` is projected by an MLP to ``num_tokens`` pseudo-token vectors
-that a seq2seq model (T5-style) reads as the ``inputs_embeds`` of its encoder; its decoder
-writes the text. The sentence encoder stays frozen: the decoder is trained on
-``(x, psi(x))`` pairs and is only valid for the encoder it was trained with (checked by
-fingerprint).
+that a seq2seq model reads as the ``inputs_embeds`` of its encoder; its decoder writes the
+text. The seq2seq model is either a pretrained T5-style model (``seq2seq``, vec2text's
+choice) or, by default, warm-started from the sentence encoder's own BERT checkpoint
+(bert2bert, see :mod:`augtool.core.inversion.warm_start`). The sentence encoder stays
+frozen: the decoder is trained on ``(x, psi(x))`` pairs and is only valid for the encoder
+it was trained with (checked by fingerprint).
 
 Correction (vec2text's corrector): given ``e``, a hypothesis ``x_hat`` and its embedding
 ``e_hat = psi(x_hat)``, the model reads pseudo-tokens of ``[e, e_hat, e - e_hat]`` followed
@@ -14,7 +16,9 @@ the hypothesis whose embedding is closest (cosine) to ``e``.
 Saved as a folder::
 
     augtool_decoder.json      format version, num_tokens, projection shape, encoder info,
-                              seq2seq source, max_length (and the training config)
+                              seq2seq source, max_length, init_from_encoder (how a
+                              warm-started generator was built; absent for a T5) and the
+                              training config
     projection.safetensors    the projection MLPs and their input centring and scale
     seq2seq/                  the fine-tuned seq2seq model and its tokenizer (save_pretrained)
 """
@@ -22,6 +26,7 @@ Saved as a folder::
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,7 @@ from torch import nn
 from augtool.core.encoders import Encoder, load_encoder
 from augtool.core.inversion.model import encoder_info_of
 from augtool.core.progress import SILENT, Reporter
-from augtool.errors import AugtoolError, ModelError
+from augtool.errors import AugtoolError, ModelError, OptionError
 
 DECODER_FILE = "augtool_decoder.json"
 PROJECTION_FILE = "projection.safetensors"
@@ -155,6 +160,7 @@ class EmbeddingDecoder:
         device: str = "cpu",
         folder: Path | None = None,
         training: dict[str, Any] | None = None,
+        init_from_encoder: dict[str, Any] | None = None,
     ) -> None:
         self.projection = projection
         self.model = model
@@ -165,6 +171,8 @@ class EmbeddingDecoder:
         self.device = device
         self.folder = folder
         self.training = training
+        #: How a warm-started generator was built (encoder, checkpoint folder, fingerprint).
+        self.init_from_encoder = init_from_encoder
 
     @property
     def num_tokens(self) -> int:
@@ -178,7 +186,7 @@ class EmbeddingDecoder:
     @classmethod
     def create(
         cls,
-        seq2seq: str,
+        seq2seq: str | None,
         encoder: Encoder | str,
         num_tokens: int = 16,
         device: str = "auto",
@@ -187,16 +195,30 @@ class EmbeddingDecoder:
         hidden: int | None = None,
         seed: int | None = None,
     ) -> EmbeddingDecoder:
-        """A fresh decoder: an untrained projection in front of a pretrained seq2seq model.
+        """A fresh decoder: an untrained projection in front of a pretrained seq2seq model
+        (``seq2seq``), or with ``seq2seq=None`` in front of a seq2seq model warm-started
+        from the encoder's own BERT checkpoint (bert2bert; BERT-family encoders only).
 
         ``hidden`` (the MLP width) defaults to the encoder's dimension, as in vec2text.
         """
         from augtool.core.device import resolve_device
+        from augtool.core.inversion.warm_start import build_warm_seq2seq, warm_start_source
 
         if isinstance(encoder, str):
             encoder = load_encoder(encoder, device=device, dtype="float32")
         resolved = resolve_device(device)
-        model, tokenizer = load_seq2seq(seq2seq)
+        warm: dict[str, Any] | None = None
+        if seq2seq is None:
+            source = warm_start_source(encoder)
+            check_warm_lengths(source.max_positions, num_tokens, max_length)
+            if seed is not None:  # the new cross-attention weights are drawn at random
+                torch.manual_seed(seed)
+            model, tokenizer = build_warm_seq2seq(source)
+            warm = source.describe(encoder)
+            seq2seq_source = str(source.folder)
+        else:
+            model, tokenizer = load_seq2seq(seq2seq)
+            seq2seq_source = seq2seq
         info = encoder_info_of(encoder)  # type: ignore[arg-type]
         model_dim = int(model.get_input_embeddings().embedding_dim)
         if seed is not None:
@@ -211,9 +233,10 @@ class EmbeddingDecoder:
             model,
             tokenizer,
             info,
-            seq2seq_source=seq2seq,
+            seq2seq_source=seq2seq_source,
             max_length=max_length,
             device=resolved,
+            init_from_encoder=warm,
         )
         decoder.eval()
         return decoder
@@ -303,7 +326,11 @@ class EmbeddingDecoder:
         inputs, mask = self.encoder_inputs(embeddings, hypotheses, hypothesis_embeddings)
         labels, label_mask = self._pad(self.token_ids(texts), self.tokenizer.pad_token_id)
         labels = labels.masked_fill(label_mask == 0, -100)
-        return self.model(inputs_embeds=inputs, attention_mask=mask, labels=labels).loss
+        with warnings.catch_warnings():
+            # EncoderDecoderModel warns on every call with labels that its loss moved in
+            # v4.12; the loss is computed as intended (token cross-entropy, -100 ignored).
+            warnings.filterwarnings("ignore", "Version v4.12.0", FutureWarning)
+            return self.model(inputs_embeds=inputs, attention_mask=mask, labels=labels).loss
 
     @torch.inference_mode()
     def _decode(
@@ -326,6 +353,7 @@ class EmbeddingDecoder:
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,
             decoder_start_token_id=self.model.config.decoder_start_token_id,
+            use_cache=True,  # reuse earlier steps' keys and values
         )
         texts = self.tokenizer.batch_decode(output, skip_special_tokens=True)
         return [" ".join(text.split()) for text in texts]
@@ -435,6 +463,8 @@ class EmbeddingDecoder:
             "encoder": self.encoder_info,
             "seq2seq": {"source": self.seq2seq_source, "path": SEQ2SEQ_DIR},
         }
+        if self.init_from_encoder is not None:
+            info["init_from_encoder"] = self.init_from_encoder
         if self.training is not None:
             info["training"] = self.training
         (folder / DECODER_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
@@ -490,11 +520,23 @@ class EmbeddingDecoder:
             device=resolved,
             folder=folder,
             training=info.get("training"),
+            init_from_encoder=info.get("init_from_encoder"),
         )
         decoder.eval()
         if encoder is not None:
             decoder.check_encoder(encoder)
         return decoder
+
+
+def check_warm_lengths(max_positions: int, num_tokens: int, max_length: int) -> None:
+    """A warm-started BERT has ``max_positions`` positions: the corrector's encoder input
+    (3 * num_tokens pseudo-tokens and a hypothesis) and the decoder's target must fit."""
+    if 3 * num_tokens + max_length > max_positions or max_length + 1 > max_positions:
+        raise OptionError(
+            "max_length",
+            f"the encoder's checkpoint has {max_positions} positions: 3 * --num-tokens "
+            f"({3 * num_tokens}) + --max-length ({max_length}) must fit in them",
+        )
 
 
 def read_decoder_info(folder: str | Path) -> dict[str, Any]:

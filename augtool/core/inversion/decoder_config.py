@@ -13,9 +13,21 @@ from augtool.core.hub import DEFAULT_ENCODER, ENCODER_HELP
 class DecoderConfig:
     """Train an embedding-to-text decoder (vec2text) for a frozen sentence encoder."""
 
-    seq2seq: str = field(
-        default="google-t5/t5-base",
-        metadata={"help": "Seq2seq model to fine-tune (hub id or local folder), T5-style."},
+    seq2seq: str | None = field(
+        default=None,
+        metadata={
+            "help": "Seq2seq model to fine-tune (hub id or local folder, T5-style; "
+            "google-t5/t5-base is vec2text's) instead of warm-starting from the encoder."
+        },
+    )
+    init_from_encoder: bool = field(
+        default=False,
+        metadata={
+            "help": "Build the generator from the encoder's own BERT weights (bert2bert: "
+            "causal decoder with new cross-attention, LM head tied to the word "
+            "embeddings); the default when --seq2seq is not given. BERT-family "
+            "encoders only."
+        },
     )
     encoder: str = field(default=DEFAULT_ENCODER, metadata={"help": ENCODER_HELP})
     prefix: str = field(
@@ -49,7 +61,17 @@ class DecoderConfig:
     text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
 
     def __post_init__(self) -> None:
-        check(bool(self.seq2seq), "seq2seq", "must name a model")
+        check(
+            self.seq2seq is None or bool(self.seq2seq.strip()),
+            "seq2seq",
+            "must name a model (leave it out to warm-start from the encoder)",
+        )
+        check(
+            not (self.seq2seq and self.init_from_encoder),
+            "init_from_encoder",
+            "and --seq2seq are mutually exclusive: the generator is either warm-started "
+            "from the encoder or the --seq2seq model, not both",
+        )
         check(bool(self.encoder), "encoder", "must name an encoder")
         check(self.num_tokens >= 1, "num_tokens", f"must be at least 1 (got {self.num_tokens})")
         check(self.epochs >= 1, "epochs", f"must be at least 1 (got {self.epochs})")
@@ -64,3 +86,8 @@ class DecoderConfig:
             f"must be at least 1 (got {self.max_samples})",
         )
         check(bool(self.text_field), "text_field", "must not be empty")
+
+    @property
+    def warm_start(self) -> bool:
+        """True when the generator is warm-started from the encoder (no ``seq2seq``)."""
+        return self.seq2seq is None

@@ -1,5 +1,8 @@
 """Training the embedding decoder on ``(x, psi(x))`` pairs with the encoder frozen.
 
+The generator is ``config.seq2seq`` (a T5-style model) or, without one, a seq2seq model
+warm-started from the encoder's own BERT checkpoint (bert2bert).
+
 ``epochs`` train the inversion input (pseudo-tokens of ``e``); ``correction_epochs`` then
 train the corrector on the model's own hypotheses (generated once, after the inversion
 epochs, and kept with the checkpoint), each batch adding the inversion loss so that the
@@ -152,6 +155,12 @@ def train_decoder(
         batch_size=max(config.batch_size, 32),
         prefix=config.prefix,
     )
+    if config.warm_start:  # a non-BERT encoder fails here, before any weights load
+        from augtool.core.inversion.decoder import check_warm_lengths
+        from augtool.core.inversion.warm_start import warm_start_source
+
+        source = warm_start_source(encoder)
+        check_warm_lengths(source.max_positions, config.num_tokens, config.max_length)
     settings = {k: v for k, v in config_dict(config).items() if k not in _NOT_IN_RUN_KEY}
     key = run_key("decoder", settings, encoder.fingerprint, texts)
     staging = output.with_name(output.name + ".partial")
