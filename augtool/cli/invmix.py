@@ -28,12 +28,14 @@ from augtool.methods.invmix.config import (
     InvmixGenerateConfig,
     ReconstructConfig,
     RefineConfig,
+    WarmLMConfig,
 )
 
 app = typer.Typer(
     help="inversedMixup: readable Mixup. Align an adaptor between a sentence encoder and a "
     "frozen LM (train-adaptor), refine it on task data (refine), then mix and invert "
-    "(generate); check it with reconstruct and intrusion.",
+    "(generate); check it with reconstruct and intrusion. Offline, warm-lm makes a small "
+    "causal LM from the encoder's BERT weights.",
     no_args_is_help=True,
 )
 
@@ -43,6 +45,52 @@ ModelOpt = Annotated[
 FolderOut = Annotated[Path, typer.Option("--output", "-o", help="Model folder to write.")]
 FileOut = Annotated[Path, typer.Option("--output", "-o", help="Output path.")]
 InputArg = Annotated[Path, typer.Argument(help="JSONL file.")]
+
+
+@app.command("warm-lm")
+@handle_errors
+@config_options(WarmLMConfig)
+def warm_lm(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="JSONL corpus (one sentence per row).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Causal LM folder to write (--llm hf:DIR).")
+    ],
+    overwrite: OverwriteOpt = False,
+    skip_invalid: SkipInvalidOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """A small causal LM for invmix, offline: the encoder's BERT weights continued as a
+    causal LM on a corpus (LM head tied to the word embeddings); use it as
+    --llm hf:OUTPUT; resumable."""
+    from augtool.data import build_meta, write_meta
+    from augtool.data.jsonl import check_input_file
+    from augtool.methods.invmix.warm_lm import train_warm_lm
+
+    started = time.time()
+    settings = make_config(ctx, WarmLMConfig, config)
+    check_input_file(file)
+    rejects: list | None = [] if skip_invalid else None
+    with progress_reporter() as reporter:
+        result = train_warm_lm(
+            file, settings, output, overwrite=overwrite, rejects=rejects, reporter=reporter
+        )
+    write_meta(
+        output,
+        build_meta(
+            "invmix warm-lm",
+            config=settings,
+            inputs=[file],
+            seed=settings.seed,
+            started=started,
+            models={"encoder": result.encoder},
+            counts={"sentences": result.sentences, "rejected": len(rejects or [])},
+            extra={"history": result.history, "initialised": result.initialised},
+        ),
+    )
+    report_rejects(output, rejects or [])
+    last = result.history[-1]["loss"] if result.history else float("nan")
+    say(f"saved the causal LM to {output} (final loss {last:.4f}); use it as --llm hf:{output}")
 
 
 @app.command("train-adaptor")

@@ -389,3 +389,44 @@ class IntrusionConfig:
         from augtool.core.generation import backend_options
 
         return backend_options(self)
+
+
+@dataclass
+class WarmLMConfig:
+    """`invmix warm-lm`: continue a BERT encoder's weights as a causal LM on a corpus, so
+    invmix has a small real LM offline (``--llm hf:<output>``)."""
+
+    encoder: str = field(
+        default=DEFAULT_ENCODER,
+        metadata={
+            "help": "Sentence encoder whose BERT weights start the LM (hub id or folder, "
+            "'st:'/'hf:' prefixes allowed); it must be a BERT model (model_type bert)."
+        },
+    )
+    epochs: int = field(default=1, metadata={"help": "Passes over the corpus."})
+    batch_size: int = field(default=16, metadata={"help": "Sentences per step."})
+    lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate (all weights train)."})
+    max_length: int = field(
+        default=64,
+        metadata={"help": "Truncate sentences to this many tokens, [CLS] and [SEP] included."},
+    )
+    max_samples: int | None = field(
+        default=None, metadata={"help": "Use only the first N sentences of the corpus."}
+    )
+    save_every: int = field(default=500, metadata={"help": "Checkpoint every N steps."})
+    seed: int = field(default=0, metadata={"help": "Random seed (new head weights, batch order)."})
+    device: str = field(default="auto", metadata={"help": _DEVICE_HELP})
+    text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
+
+    def __post_init__(self) -> None:
+        check(bool(self.encoder.strip()), "encoder", "must not be empty")
+        check(self.epochs >= 1, "epochs", "must be at least 1")
+        check(self.batch_size >= 1, "batch_size", "must be at least 1")
+        check(self.lr > 0, "lr", "must be positive")
+        check(self.max_length >= 3, "max_length", "must be at least 3 ([CLS], a token, [SEP])")
+        check(
+            self.max_samples is None or self.max_samples >= 1, "max_samples", "must be at least 1"
+        )
+        check(self.save_every >= 1, "save_every", "must be at least 1")
+        check(bool(self.device.strip()), "device", "must not be empty")
+        check(bool(self.text_field.strip()), "text_field", "must not be empty")
