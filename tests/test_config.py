@@ -20,6 +20,7 @@ from augtool.methods.invmix.config import (
     InvmixGenerateConfig,
     ReconstructConfig,
     RefineConfig,
+    WarmLMConfig,
 )
 from augtool.methods.llm_baselines import GenerateConfig, LabelConfig, MixConfig, RewriteConfig
 from augtool.methods.lmmixup.config import (
@@ -67,6 +68,7 @@ COMMANDS = [
     ("invmix reconstruct", ReconstructConfig),
     ("invmix generate", InvmixGenerateConfig),
     ("invmix intrusion", IntrusionConfig),
+    ("invmix warm-lm", WarmLMConfig),
     ("topex explore", ExploreConfig),
     ("topex score", ScoreConfig),
     ("topex augment", AugmentConfig),
