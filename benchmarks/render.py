@@ -217,7 +217,7 @@ def bench_cells(name: str) -> list[dict[str, Any]]:
 
 def _bench_provenance(name: str) -> str:
     summary = bench_summary(name)
-    return _provenance({**summary, "benchmark": f"{name}/summary.json"})
+    return _provenance({**summary, "benchmark": f"{name}/summary"})
 
 
 TREC_NAMES = {  # method -> (our row name, the paper's row in its Table 1)
@@ -320,10 +320,11 @@ def trec_bench_wilcoxon() -> str:
 def trec_bench_time() -> str:
     """docs/results.md: where the run's time went, per method, and the harness overhead."""
     summary = bench_summary("trec-bench")
-    totals: dict[str, dict[str, float]] = {}
+    methods = bench_table("trec-bench").methods
+    totals: dict[str, dict[str, float]] = {method: {} for method in methods}
     rows_trained: dict[str, list[int]] = {}
     for cell in bench_cells("trec-bench"):
-        parts = totals.setdefault(cell["method"], {})
+        parts = totals[cell["method"]]
         for part in ("augment", "train", "eval", "total"):
             parts[part] = parts.get(part, 0.0) + cell["seconds"].get(part, 0.0)
         rows_trained.setdefault(cell["method"], []).append(cell["n_sample"] + cell["n_augmented"])
@@ -392,8 +393,7 @@ def pinr_agnews() -> str:
     return (
         "\n".join(lines) + f"\n\nM = {settings['m']} of {settings['pool_rows']:,} rows, test "
         f"{settings['test_rows']:,} rows; mean ± std over seeds {seeds}; decoder d_model "
-        f"{settings['d_model']}, {settings['decoder_epochs']} epochs; "
-        f"{figures['total_seconds'] / 60:.1f} minutes in all. " + _provenance(run) + "\n"
+        f"{settings['d_model']}, {settings['decoder_epochs']} epochs. " + _provenance(run) + "\n"
     )
 
 
