@@ -381,8 +381,10 @@ def pinr_agnews() -> str:
     run = load("pinr_agnews")
     figures, settings = run["figures"], run["settings"]
     lines = ["| method | accuracy |", "|---|---|"]
-    for name, result in figures["accuracy"].items():
-        label = PINR_AGNEWS_NAMES.get(name, name)
+    accuracy = figures["accuracy"]
+    ordered = [n for n in PINR_AGNEWS_NAMES if n in accuracy]
+    for name in ordered + sorted(set(accuracy) - set(ordered)):
+        result, label = accuracy[name], PINR_AGNEWS_NAMES.get(name, name)
         lines.append(f"| {label} | {100 * result['mean']:.2f} ± {100 * result['std']:.2f} |")
     if not settings["refine_llm"]:
         lines.append("| PInR, refined | not run (no LLM reachable here) |")
