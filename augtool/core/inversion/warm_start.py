@@ -48,8 +48,9 @@ class WarmStartSource:
         }
 
 
-def _transformer_folder(root: Path) -> Path:
-    """The folder of a sentence-transformers model's ``Transformer`` module."""
+def transformer_folder(root: Path) -> Path | None:
+    """The folder of a sentence-transformers model's ``Transformer`` module: ``root`` for
+    a plain transformers folder, None for a sentence-transformers model without one."""
     modules_file = root / "modules.json"
     if not modules_file.is_file():
         return root
@@ -62,7 +63,7 @@ def _transformer_folder(root: Path) -> Path:
         ]
     except (ValueError, AttributeError, TypeError) as exc:
         raise ModelError(f"{modules_file}: unreadable ({exc})") from exc
-    return root / paths[0] if paths else root
+    return root / paths[0] if paths else None
 
 
 def warm_start_source(encoder: Encoder) -> WarmStartSource:
@@ -85,7 +86,7 @@ def warm_start_source(encoder: Encoder) -> WarmStartSource:
             f"encoder {name!r} has no local checkpoint to warm-start the decoder from; "
             + _SEQ2SEQ_ROUTE,
         )
-    folder = _transformer_folder(Path(root))
+    folder = transformer_folder(Path(root)) or Path(root)
     config_file = folder / "config.json"
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))

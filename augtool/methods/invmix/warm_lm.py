@@ -79,27 +79,16 @@ def bert_source(spec: str) -> str:
     source = resolve_model_source(name, "encoder")
     folder = Path(source)
     if folder.is_dir():
-        modules = folder / "modules.json"
-        if modules.is_file():
-            try:
-                entries = json.loads(modules.read_text(encoding="utf-8"))
-            except ValueError as exc:
-                raise ModelError(f"{modules}: unreadable ({exc})") from exc
-            module = next(
-                (
-                    m
-                    for m in entries
-                    if isinstance(m, dict) and str(m.get("type", "")).endswith("Transformer")
-                ),
-                None,
+        from augtool.core.inversion.warm_start import transformer_folder
+
+        module_folder = transformer_folder(folder)
+        if module_folder is None:
+            raise OptionError(
+                "encoder",
+                f"{spec!r} has no transformer module; warm-lm starts from BERT weights "
+                "only: give invmix a causal LM with --llm hf:<model> instead",
             )
-            if module is None:
-                raise OptionError(
-                    "encoder",
-                    f"{spec!r} has no transformer module; warm-lm starts from BERT weights "
-                    "only: give invmix a causal LM with --llm hf:<model> instead",
-                )
-            folder = folder / str(module.get("path") or "")
+        folder = module_folder
         config_path = folder / "config.json"
         try:
             model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
