@@ -133,6 +133,7 @@ def train_decoder(
             counts={"texts": len(texts)},
             extra={
                 "history": result.history,
+                "training_seconds": result.seconds,
                 "prefix": prefix.describe() if prefix else None,
                 "qa": settings.question_field is not None,
                 "init_from_encoder": result.decoder.init_from_encoder,

@@ -58,6 +58,14 @@ class DecoderConfig:
     max_samples: int | None = field(
         default=None, metadata={"help": "Train on a seeded random subset of this many texts."}
     )
+    max_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "Training time budget in minutes (resumed runs included), shared by "
+            "the inversion and correction epochs in proportion to their counts; the "
+            "decoder is saved as it stands when it runs out."
+        },
+    )
     text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
 
     def __post_init__(self) -> None:
@@ -84,6 +92,9 @@ class DecoderConfig:
             self.max_samples is None or self.max_samples >= 1,
             "max_samples",
             f"must be at least 1 (got {self.max_samples})",
+        )
+        check(
+            self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be positive"
         )
         check(bool(self.text_field), "text_field", "must not be empty")
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from augtool.core.budget import STOPPED_BY_BUDGET, TimeBudget
 from augtool.core.checkpoint import Checkpoint
 from augtool.core.encoders import Encoder, load_encoder
 from augtool.core.inversion.decoder import DECODER_FILE, EmbeddingDecoder
@@ -42,7 +43,7 @@ CHECKPOINT_DIR = "checkpoint"
 HYPOTHESES_DIR = "hypotheses"
 TRAIN_LOG = "train_log.jsonl"
 # Fields that do not change the trained weights: a rerun with other values still resumes.
-_NOT_IN_RUN_KEY = ("device", "save_every", "text_field")
+_NOT_IN_RUN_KEY = ("device", "save_every", "text_field", "max_minutes")
 
 
 @dataclass
@@ -53,6 +54,7 @@ class DecoderTrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     output: Path | None = None
     resumed_step: int = 0
+    seconds: float = 0.0  # time spent in the training loop, resumed runs included
 
 
 def _rng_state() -> dict[str, Any]:
@@ -192,10 +194,11 @@ def train_decoder(
         "loss_sum": 0.0,
         "loss_count": 0,
         "history": [],
+        "seconds": 0.0,
     }
     if saved is not None:
         checkpoint.restore(_modules(decoder), optimizer, device=str(decoder.device))
-        progress = {name: saved[name] for name in progress}
+        progress = {name: saved.get(name, default) for name, default in progress.items()}
         _set_rng_state(saved["rng"])
         reporter.log(f"resuming decoder training at step {progress['step']}")
     resumed_step = progress["step"]
@@ -205,10 +208,20 @@ def train_decoder(
     advance = reporter.task(
         "training decoder", steps_per_epoch * total_epochs, completed=progress["step"]
     )
+    # The inversion epochs get their share of --max-minutes, the correction epochs the rest.
+    budget = TimeBudget(config.max_minutes, progress["seconds"])
+    inversion_limit = budget.share(config.epochs / total_epochs)
+
+    def save_checkpoint() -> None:
+        progress["seconds"] = budget.spent
+        checkpoint.save(_modules(decoder), optimizer, {**progress, "rng": _rng_state()})
+
     hypotheses: list[str] | None = None
     hypothesis_vectors: torch.Tensor | None = None
-    for epoch in range(progress["epoch"], total_epochs):
+    epoch = progress["epoch"]
+    while epoch < total_epochs:
         correcting = epoch >= config.epochs
+        limit = budget.limit if correcting else inversion_limit
         if correcting and hypotheses is None:
             hypotheses, hypothesis_vectors = _hypotheses(
                 decoder, encoder, vectors, staging / HYPOTHESES_DIR, key, config, reporter
@@ -217,7 +230,10 @@ def train_decoder(
         order = torch.randperm(len(texts), generator=generator).tolist()
         decoder.train()
         start = progress["index"] if epoch == progress["epoch"] else 0
+        stopped = budget.exhausted(limit)
         for batch_index in range(start, steps_per_epoch):
+            if stopped:
+                break
             rows = order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
             batch_texts = [texts[i] for i in rows]
             loss = decoder.loss(vectors[rows], batch_texts)
@@ -245,21 +261,33 @@ def train_decoder(
                 and progress["step"] % config.save_every == 0
                 and not last_of_epoch
             ):
-                checkpoint.save(_modules(decoder), optimizer, {**progress, "rng": _rng_state()})
+                save_checkpoint()
             advance(1)
-        record = {
+            stopped = budget.exhausted(limit)
+        record: dict[str, Any] = {
             "epoch": epoch + 1,
             "phase": "correction" if correcting else "inversion",
             "loss": round(progress["loss_sum"] / max(progress["loss_count"], 1), 6),
             "step": progress["step"],
         }
-        progress["history"].append(record)
-        progress.update(epoch=epoch + 1, index=0, loss_sum=0.0, loss_count=0)
-        reporter.log(
-            f"decoder epoch {epoch + 1}/{total_epochs} ({record['phase']})  "
-            f"loss {record['loss']:.4f}"
-        )
-        checkpoint.save(_modules(decoder), optimizer, {**progress, "rng": _rng_state()})
+        phase_end = total_epochs if correcting else config.epochs
+        if stopped and (progress["index"] < steps_per_epoch or epoch + 1 < phase_end):
+            record["stopped"] = STOPPED_BY_BUDGET  # the phase was cut short
+        if progress["loss_count"]:
+            progress["history"].append(record)
+            reporter.log(
+                f"decoder epoch {record['epoch']}/{total_epochs} ({record['phase']})  "
+                f"loss {record['loss']:.4f}"
+                + (f"  (stopped: {STOPPED_BY_BUDGET})" if "stopped" in record else "")
+            )
+        elif stopped:  # no step left in this epoch: the phase's last epoch was its last
+            earlier = [r for r in progress["history"] if r["phase"] == record["phase"]]
+            if earlier:
+                earlier[-1]["stopped"] = STOPPED_BY_BUDGET
+        # Out of time: skip to the correction epochs (or to the end).
+        epoch = (total_epochs if correcting else config.epochs) if stopped else epoch + 1
+        progress.update(epoch=epoch, index=0, loss_sum=0.0, loss_count=0)
+        save_checkpoint()
 
     decoder.eval()
     decoder.training = config_dict(config)
@@ -272,5 +300,9 @@ def train_decoder(
     publish_folder(staging, output)
     decoder.folder = output
     return DecoderTrainResult(
-        decoder=decoder, history=progress["history"], output=output, resumed_step=resumed_step
+        decoder=decoder,
+        history=progress["history"],
+        output=output,
+        resumed_step=resumed_step,
+        seconds=round(progress["seconds"], 1),
     )

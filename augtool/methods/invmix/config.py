@@ -73,6 +73,13 @@ class AdaptorConfig:
     max_samples: int | None = field(
         default=None, metadata={"help": "Use only the first N sentences of the corpus."}
     )
+    max_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "Stop training after this many minutes (resumed runs included) and "
+            "save the model as it stands."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Random seed."})
     device: str = field(default="auto", metadata={"help": _DEVICE_HELP})
     dtype: str = field(default="auto", metadata={"help": _DTYPE_HELP})
@@ -92,6 +99,9 @@ class AdaptorConfig:
         check(self.save_every >= 1, "save_every", "must be at least 1")
         check(
             self.max_samples is None or self.max_samples >= 1, "max_samples", "must be at least 1"
+        )
+        check(
+            self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be positive"
         )
         _check_runtime(self.device, self.dtype)
 
@@ -413,6 +423,13 @@ class WarmLMConfig:
     max_samples: int | None = field(
         default=None, metadata={"help": "Use only the first N sentences of the corpus."}
     )
+    max_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "Stop training after this many minutes (resumed runs included) and "
+            "save the model as it stands."
+        },
+    )
     save_every: int = field(default=500, metadata={"help": "Checkpoint every N steps."})
     seed: int = field(default=0, metadata={"help": "Random seed (new head weights, batch order)."})
     device: str = field(default="auto", metadata={"help": _DEVICE_HELP})
@@ -426,6 +443,9 @@ class WarmLMConfig:
         check(self.max_length >= 3, "max_length", "must be at least 3 ([CLS], a token, [SEP])")
         check(
             self.max_samples is None or self.max_samples >= 1, "max_samples", "must be at least 1"
+        )
+        check(
+            self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be positive"
         )
         check(self.save_every >= 1, "save_every", "must be at least 1")
         check(bool(self.device.strip()), "device", "must not be empty")

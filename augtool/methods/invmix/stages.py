@@ -82,7 +82,7 @@ def run_train_adaptor(
     identity = {
         k: v
         for k, v in config_dict(config).items()
-        if k not in ("device", "save_every", "gradient_checkpointing")
+        if k not in ("device", "save_every", "gradient_checkpointing", "max_minutes")
     }
     key = run_key(
         "invmix-adaptor", identity, texts, model.llm_info["fingerprint"], model.encoder.fingerprint
@@ -101,6 +101,7 @@ def run_train_adaptor(
         save_every=config.save_every,
         reporter=reporter,
         on_step=on_step,
+        max_minutes=config.max_minutes,
     )
     model.save(staging)
     _write_history(staging, progress["history"])
@@ -144,7 +145,7 @@ def run_refine(
     identity = {
         k: v
         for k, v in config_dict(config).items()
-        if k not in ("device", "save_every", "gradient_checkpointing")
+        if k not in ("device", "save_every", "gradient_checkpointing", "max_minutes")
     }
     key = run_key(
         "invmix-refine",

@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from augtool.core.budget import STOPPED_BY_BUDGET, TimeBudget
 from augtool.core.checkpoint import Checkpoint
 from augtool.core.progress import SILENT, Reporter
 from augtool.data.jsonl import RecordSpec, Rejected, check_input_file, iter_numbered_records
@@ -53,7 +54,7 @@ FORMAT_VERSION = 1
 #: Encoder families whose checkpoint loads into ``BertLMHeadModel``.
 BERT_TYPES = ("bert",)
 # Fields that do not change the trained weights: a rerun with other values still resumes.
-_NOT_IN_RUN_KEY = ("device", "save_every")
+_NOT_IN_RUN_KEY = ("device", "save_every", "max_minutes")
 
 
 @dataclass
@@ -317,10 +318,11 @@ def train_warm_lm(
         "loss_sum": 0.0,
         "loss_count": 0,
         "history": [],
+        "seconds": 0.0,
     }
     if saved is not None:
         checkpoint.restore(modules, optimizer, device=device)
-        progress = {name: saved[name] for name in progress}
+        progress = {name: saved.get(name, default) for name, default in progress.items()}
         reporter.log(f"resuming warm-LM training at step {progress['step']}")
     resumed_step = progress["step"]
 
@@ -328,14 +330,25 @@ def train_warm_lm(
     advance = reporter.task(
         "training warm LM", steps_per_epoch * config.epochs, completed=progress["step"]
     )
+    budget = TimeBudget(config.max_minutes, progress["seconds"])
+
+    def save_checkpoint() -> None:
+        progress["seconds"] = budget.spent
+        checkpoint.save(modules, optimizer, progress)
+
+    stopped = budget.exhausted()
     with index.path.open("rb") as handle:
         for epoch in range(progress["epoch"], config.epochs):
+            if stopped:
+                break
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
             order = torch.randperm(len(index), generator=generator).tolist()
             model.train()
             start = progress["index"] if epoch == progress["epoch"] else 0
             size = config.batch_size
             for batch_index in range(start, steps_per_epoch):
+                if stopped:
+                    break
                 rows = order[batch_index * size : (batch_index + 1) * size]
                 batch = lm_batch(tokenizer, index.read(handle, rows), config.max_length, device)
                 torch.manual_seed(config.seed * 1_000_003 + 7_919 * (progress["step"] + 1))
@@ -351,17 +364,28 @@ def train_warm_lm(
                 progress["loss_count"] += 1
                 last_of_epoch = batch_index + 1 == steps_per_epoch
                 if progress["step"] % config.save_every == 0 and not last_of_epoch:
-                    checkpoint.save(modules, optimizer, progress)
+                    save_checkpoint()
                 advance(1)
-            record = {
+                stopped = budget.exhausted()
+            record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "loss": round(progress["loss_sum"] / max(progress["loss_count"], 1), 6),
                 "step": progress["step"],
-            }
-            progress["history"].append(record)
-            progress.update(epoch=epoch + 1, index=0, loss_sum=0.0, loss_count=0)
-            reporter.log(f"warm LM epoch {epoch + 1}/{config.epochs}  loss {record['loss']:.4f}")
-            checkpoint.save(modules, optimizer, progress)
+                }
+            if stopped and (progress["index"] < steps_per_epoch or epoch + 1 < config.epochs):
+                record["stopped"] = STOPPED_BY_BUDGET
+            if progress["loss_count"]:
+                progress["history"].append(record)
+                reporter.log(
+                    f"warm LM epoch {epoch + 1}/{config.epochs}  loss {record['loss']:.4f}"
+                    + (f"  (stopped: {STOPPED_BY_BUDGET})" if "stopped" in record else "")
+                )
+            elif stopped and progress["history"]:  # the last recorded epoch was the last
+                progress["history"][-1]["stopped"] = STOPPED_BY_BUDGET
+            progress.update(
+                epoch=config.epochs if stopped else epoch + 1, index=0, loss_sum=0.0, loss_count=0
+            )
+            save_checkpoint()
 
     model.eval()
     shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
@@ -385,6 +409,7 @@ def train_warm_lm(
             "pad": tokenizer.pad_token,
         },
         "steps": progress["step"],
+        "seconds": round(progress["seconds"], 1),
         "history": progress["history"],
         "environment": environment(),
     }
