@@ -93,9 +93,7 @@ class DecoderConfig:
             "max_samples",
             f"must be at least 1 (got {self.max_samples})",
         )
-        check(
-            self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be positive"
-        )
+        check(self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be positive")
         check(bool(self.text_field), "text_field", "must not be empty")
 
     @property

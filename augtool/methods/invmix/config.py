@@ -100,9 +100,7 @@ class AdaptorConfig:
         check(
             self.max_samples is None or self.max_samples >= 1, "max_samples", "must be at least 1"
         )
-        check(
-            self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be positive"
-        )
+        check(self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be positive")
         _check_runtime(self.device, self.dtype)
 
 
@@ -444,9 +442,7 @@ class WarmLMConfig:
         check(
             self.max_samples is None or self.max_samples >= 1, "max_samples", "must be at least 1"
         )
-        check(
-            self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be positive"
-        )
+        check(self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be positive")
         check(self.save_every >= 1, "save_every", "must be at least 1")
         check(bool(self.device.strip()), "device", "must not be empty")
         check(bool(self.text_field.strip()), "text_field", "must not be empty")

@@ -371,7 +371,7 @@ def train_warm_lm(
                 "epoch": epoch + 1,
                 "loss": round(progress["loss_sum"] / max(progress["loss_count"], 1), 6),
                 "step": progress["step"],
-                }
+            }
             if stopped and (progress["index"] < steps_per_epoch or epoch + 1 < config.epochs):
                 record["stopped"] = STOPPED_BY_BUDGET
             if progress["loss_count"]:
