@@ -4,9 +4,11 @@ The generator is ``config.seq2seq`` (a T5-style model) or, without one, a seq2se
 warm-started from the encoder's own BERT checkpoint (bert2bert).
 
 ``epochs`` train the inversion input (pseudo-tokens of ``e``); ``correction_epochs`` then
-train the corrector on the model's own hypotheses (generated once, after the inversion
-epochs, and kept with the checkpoint), each batch adding the inversion loss so that the
-first pass is not forgotten.
+train the corrector on the model's own hypotheses: each correction step decodes its
+batch greedily with the current weights (no dropout), embeds the hypotheses and trains on
+them, adding the inversion loss so that the first pass is not forgotten. Decoding per
+batch rather than for the whole corpus up front lets a time budget (``max_minutes``) stop
+anywhere, and a resumed run decodes the same hypotheses from the same weights.
 
 Work goes to ``<output>.partial`` and is renamed at the end. Checkpoints (weights as
 safetensors, optimizer state, a json with step, epoch, losses and the torch RNG state) are
@@ -40,7 +42,6 @@ from augtool.data.writer import check_output_folder, publish_folder
 from augtool.errors import AugtoolError
 
 CHECKPOINT_DIR = "checkpoint"
-HYPOTHESES_DIR = "hypotheses"
 TRAIN_LOG = "train_log.jsonl"
 # Fields that do not change the trained weights: a rerun with other values still resumes.
 _NOT_IN_RUN_KEY = ("device", "save_every", "text_field", "max_minutes")
@@ -81,38 +82,11 @@ def _modules(decoder: EmbeddingDecoder) -> dict[str, torch.nn.Module]:
 
 
 def _hypotheses(
-    decoder: EmbeddingDecoder,
-    encoder: Encoder,
-    vectors: torch.Tensor,
-    folder: Path,
-    key: str,
-    config: DecoderConfig,
-    reporter: Reporter,
+    decoder: EmbeddingDecoder, encoder: Encoder, vectors: torch.Tensor, config: DecoderConfig
 ) -> tuple[list[str], torch.Tensor]:
-    """The model's own decodings of the training embeddings and their embeddings, made
-    once (after the inversion epochs) and kept in the staging folder for a resume."""
-    from safetensors.torch import load_file, save_file
-
-    try:
-        saved = json.loads((folder / "hypotheses.json").read_text(encoding="utf-8"))
-        if saved.get("run_key") == key:
-            tensors = load_file(str(folder / "embeddings.safetensors"), device=str(decoder.device))
-            return saved["texts"], tensors["embeddings"]
-    except (OSError, ValueError, KeyError):
-        pass
-    texts = decoder.generate(
-        vectors,
-        max_new_tokens=config.max_length,
-        batch_size=config.batch_size,
-        reporter=reporter,
-    )
+    """The model's current greedy decodings of ``vectors`` and their embeddings."""
+    texts = decoder.generate(vectors, max_new_tokens=config.max_length, batch_size=len(vectors))
     embeddings = torch.as_tensor(encoder.encode(texts), dtype=torch.float32)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    save_file({"embeddings": embeddings.contiguous()}, str(folder / "embeddings.safetensors"))
-    (folder / "hypotheses.json").write_text(
-        json.dumps({"run_key": key, "texts": texts}), encoding="utf-8"
-    )
     return texts, embeddings.to(decoder.device)
 
 
@@ -216,16 +190,10 @@ def train_decoder(
         progress["seconds"] = budget.spent
         checkpoint.save(_modules(decoder), optimizer, {**progress, "rng": _rng_state()})
 
-    hypotheses: list[str] | None = None
-    hypothesis_vectors: torch.Tensor | None = None
     epoch = progress["epoch"]
     while epoch < total_epochs:
         correcting = epoch >= config.epochs
         limit = budget.limit if correcting else inversion_limit
-        if correcting and hypotheses is None:
-            hypotheses, hypothesis_vectors = _hypotheses(
-                decoder, encoder, vectors, staging / HYPOTHESES_DIR, key, config, reporter
-            )
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         order = torch.randperm(len(texts), generator=generator).tolist()
         decoder.train()
@@ -236,14 +204,14 @@ def train_decoder(
                 break
             rows = order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
             batch_texts = [texts[i] for i in rows]
+            if correcting:  # decoded before the graph of this step's losses is built
+                hypotheses, hypothesis_vectors = _hypotheses(
+                    decoder, encoder, vectors[rows], config
+                )
             loss = decoder.loss(vectors[rows], batch_texts)
             if correcting:
-                assert hypotheses is not None and hypothesis_vectors is not None
                 correction = decoder.loss(
-                    vectors[rows],
-                    batch_texts,
-                    [hypotheses[i] for i in rows],
-                    hypothesis_vectors[rows],
+                    vectors[rows], batch_texts, hypotheses, hypothesis_vectors
                 )
                 loss = (loss + correction) / 2
             optimizer.zero_grad(set_to_none=True)
@@ -292,7 +260,6 @@ def train_decoder(
     decoder.eval()
     decoder.training = config_dict(config)
     shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
-    shutil.rmtree(staging / HYPOTHESES_DIR, ignore_errors=True)
     decoder.save(staging)
     with (staging / TRAIN_LOG).open("w", encoding="utf-8") as handle:
         for record in progress["history"]:
