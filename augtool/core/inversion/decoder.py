@@ -341,6 +341,7 @@ class EmbeddingDecoder:
         *,
         max_new_tokens: int,
         num_beams: int,
+        no_repeat_ngram_size: int = 0,
     ) -> list[str]:
         hyp = None if hypothesis_embeddings is None else self._as_tensor(hypothesis_embeddings)
         inputs, mask = self.encoder_inputs(embeddings, hypotheses, hyp)
@@ -354,6 +355,7 @@ class EmbeddingDecoder:
             eos_token_id=self.tokenizer.eos_token_id,
             decoder_start_token_id=self.model.config.decoder_start_token_id,
             use_cache=True,  # reuse earlier steps' keys and values
+            no_repeat_ngram_size=no_repeat_ngram_size,
         )
         texts = self.tokenizer.batch_decode(output, skip_special_tokens=True)
         return [" ".join(text.split()) for text in texts]
@@ -368,8 +370,12 @@ class EmbeddingDecoder:
         correction_steps: int = 0,
         encoder: Encoder | None = None,
         reporter: Reporter = SILENT,
+        no_repeat_ngram_size: int = 0,
     ) -> list[str]:
         """Texts for sentence embeddings, decoded in batches (greedy or beam search).
+
+        ``no_repeat_ngram_size`` > 0 forbids repeating any n-gram of that size within a text
+        (weak decoders otherwise loop on one word).
 
         ``correction_steps`` > 0 runs the corrector that many times; it needs ``encoder``
         (the one the decoder was trained for) to embed the hypotheses. ``reporter`` gets a
@@ -379,7 +385,13 @@ class EmbeddingDecoder:
             raise AugtoolError("decoder correction steps need the encoder to embed hypotheses")
         if encoder is not None:
             self.check_encoder(encoder)
-        if batch_size < 1 or num_beams < 1 or max_new_tokens < 1 or correction_steps < 0:
+        if (
+            batch_size < 1
+            or num_beams < 1
+            or max_new_tokens < 1
+            or correction_steps < 0
+            or no_repeat_ngram_size < 0
+        ):
             raise AugtoolError(
                 "decoding needs batch_size, num_beams and max_new_tokens >= 1 and "
                 "correction_steps >= 0"
@@ -395,7 +407,11 @@ class EmbeddingDecoder:
         try:
             for start in range(0, len(vectors), batch_size):
                 chunk = vectors[start : start + batch_size]
-                options = {"max_new_tokens": max_new_tokens, "num_beams": num_beams}
+                options = {
+                    "max_new_tokens": max_new_tokens,
+                    "num_beams": num_beams,
+                    "no_repeat_ngram_size": no_repeat_ngram_size,
+                }
                 best = self._decode(chunk, None, None, **options)
                 if correction_steps > 0:
                     assert encoder is not None

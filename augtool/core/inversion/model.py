@@ -142,8 +142,10 @@ class InversionModel:
         top_p: float = 1.0,
         seeds: list[int] | None = None,
         progress: Any = None,
+        no_repeat_ngram_size: int = 0,
     ) -> list[str]:
-        """Texts for sentence embeddings (greedy, or sampled with one seed per row)."""
+        """Texts for sentence embeddings (greedy, or sampled with one seed per row);
+        ``no_repeat_ngram_size`` > 0 forbids repeating an n-gram of that size."""
         seeds = seeds or [0] * len(embeddings)
         texts: list[str] = []
         self.adaptor.eval()
@@ -160,6 +162,7 @@ class InversionModel:
                     temperature=temperature,
                     top_p=top_p,
                     seeds=seeds[start : start + batch_size],
+                    no_repeat_ngram_size=no_repeat_ngram_size,
                 )
             )
             if progress is not None:

@@ -124,8 +124,10 @@ class SoftPromptLM:
         temperature: float = 0.0,
         top_p: float = 1.0,
         seeds: list[int] | None = None,
+        no_repeat_ngram_size: int = 0,
     ) -> list[str]:
-        """Decode a batch of soft prompts (greedy by default, or sampled per-row seeded)."""
+        """Decode a batch of soft prompts (greedy by default, or sampled per-row seeded);
+        ``no_repeat_ngram_size`` > 0 forbids repeating an n-gram of that size."""
         from transformers import LogitsProcessorList
 
         from augtool.core.generation.hf_backend import SeededSampler
@@ -145,6 +147,7 @@ class SoftPromptLM:
             num_beams=1,
             pad_token_id=self.tokenizer.pad_token_id,
             use_cache=True,
+            no_repeat_ngram_size=no_repeat_ngram_size,
             **options,
         )
         texts = self.tokenizer.batch_decode(output, skip_special_tokens=True)
