@@ -498,6 +498,57 @@ def lmmixup_grpo() -> str:
     )
 
 
+INVERSION_ARMS = {
+    "warm": "`pinr train-decoder` (warm-started from ψ's BERT, the default)",
+    "warm+corrected": "the same, with 2 corrector steps",
+    "t5": "`pinr train-decoder --seq2seq` on a T5 trained from scratch",
+    "t5+corrected": "the same, with 2 corrector steps",
+    "invmix": "`invmix warm-lm`, then `invmix train-adaptor` on it",
+}
+
+
+def inversion_quality() -> str:
+    """docs/pinr.md and docs/invmix.md: held-out reconstruction at one CPU budget."""
+    run = load("inversion_quality")
+    arms, goal, settings = run["figures"]["arms"], run["figures"]["goal"], run["settings"]
+    lines = [
+        "| inverter | BLEU | token F1 | exact match | cos(ψ(x̂), ψ(x)) "
+        "| training cut by the budget |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, label in INVERSION_ARMS.items():
+        if name not in arms:
+            continue
+        arm = arms[name]
+        training = arm["training"]
+        history = training.get("history") or (
+            training.get("warm_lm", {}).get("history", []) + training.get("adaptor", [])
+        )
+        cut = "yes" if any(record.get("stopped") for record in history) else "no"
+        lines.append(
+            f"| {label} | {arm['bleu']:.1f} | {arm['token_f1']:.3f} | "
+            f"{100 * arm['exact_match']:.1f}% | {arm['cosine']:.3f} | {cut} |"
+        )
+    best = max(arms.values(), key=lambda arm: arm["cosine"])
+    met = any(arm["goal_met"] for arm in arms.values())
+    lines += [
+        "",
+        f"Goal: cos ≥ {goal['cosine']:.2f} and BLEU ≥ {goal['bleu']:g} within "
+        f"{goal['core_minutes'] / 2:g} minutes of 2-core training: "
+        + ("met." if met else f"**missed** (best cosine {best['cosine']:.3f}).")
+        + f" Each inverter trained for {settings['minutes']:g} core-minutes on "
+        f"{settings['train']:,} sentences and was scored on {settings['held_out']} held-out "
+        f"ones, greedy with {settings['no_repeat_ngram']}-gram blocking.",
+        "",
+        "| held-out sentence | " + " | ".join(n for n in INVERSION_ARMS if n in arms) + " |",
+        "|---|" + "---|" * sum(n in arms for n in INVERSION_ARMS),
+    ]
+    for example in run["figures"]["examples"][:3]:
+        cells = [example["original"]] + [example[n] for n in INVERSION_ARMS if n in arms]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n\n" + _provenance(run) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "trec-bench-accuracy": trec_bench_accuracy,
     "trec-bench-seeds": trec_bench_seeds,
@@ -512,6 +563,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "pinr-particles": pinr_particles,
     "llm-performance": llm_performance,
     "baselines-performance": baselines_performance,
+    "inversion-quality": inversion_quality,
 }
 
 

@@ -875,3 +875,87 @@ def test_a_missing_extra_is_a_one_line_error(explored: Path, monkeypatch) -> Non
     )
     assert_one_line_error(result, "pip install 'augtool[topex]'")
     assert not (explored.parent / "np").exists() and not (explored.parent / "np.partial").exists()
+
+
+def _cluster_members(explored: Path, label: str) -> tuple[int, set[str]]:
+    chosen = json.loads((explored / "scores.json").read_text())["chosen"]["cluster"]
+    clusters = json.loads((explored / "clusters.json").read_text())
+    cluster = next(c for c in clusters["clusters"] if c["id"] == chosen)
+    points = {p["id"]: p for p in read_jsonl(explored / "points.jsonl")}
+    return chosen, {m for m in cluster["members"] if points[m]["label"] == label}
+
+
+def test_augment_with_eda_needs_no_llm_and_stays_in_the_cluster(
+    explored: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "eda.jsonl"
+    args = ("--generator", "eda", "--n", 7, "--seed", 3)
+    result = run_cli("topex", "augment", explored, "-o", out, *args)
+    assert result.exit_code == 0, result.stderr
+    cluster, members = _cluster_members(explored, "music")
+    rows = read_jsonl(out)
+    assert 0 < len(rows) <= 7 and len({r["id"] for r in rows}) == len(rows)
+    points = {p["text"].lower() for p in read_jsonl(explored / "points.jsonl")}
+    for row in rows:
+        assert row["label"] == "music" and row["id"].startswith(f"topex-c{cluster}-")
+        assert row["aug"]["method"] == "eda" and row["aug"]["cluster"] == cluster
+        assert set(row["aug"]["parents"]) <= members  # made from the cluster's own members
+        assert row["text"].lower() not in points
+    meta = json.loads(out.with_name("eda.jsonl.meta.json").read_text())
+    assert meta["generator"] == {"method": "eda"} and meta["counts"]["kept"] == len(rows)
+    assert meta["counts"]["members"] == len(members) and sum(meta["per_member"]) == 7
+    again = tmp_path / "again.jsonl"
+    assert run_cli("topex", "augment", explored, "-o", again, *args).exit_code == 0
+    assert read_jsonl(again) == rows  # same seed, same rows
+
+
+def test_augment_with_invmix_inverts_mixed_member_embeddings(
+    explored: Path, tiny_st: Path, tiny_llama: Path, tmp_path: Path
+) -> None:
+    from augtool.core.inversion.model import InversionModel
+
+    folder = tmp_path / "inverter"
+    InversionModel.create(str(tiny_st), f"hf:{tiny_llama}").save(folder)
+    out = tmp_path / "invmix.jsonl"
+    args = ("--generator", f"invmix:{folder}", "--n", 4, "--max-new-tokens", 8)
+    result = run_cli("topex", "augment", explored, "-o", out, *args, "--device", "cpu")
+    assert result.exit_code == 0, result.stderr
+    cluster, members = _cluster_members(explored, "music")
+    rows = read_jsonl(out)
+    meta = json.loads(out.with_name("invmix.jsonl.meta.json").read_text())
+    assert len(rows) + meta["counts"]["duplicates_dropped"] == 4
+    for row in rows:
+        assert row["label"] == "music" and row["aug"]["method"] == "invmix"
+        assert set(row["aug"]["parents"]) <= members and 0 <= row["aug"]["lam"] <= 1
+    assert meta["models"]["generator"]["method"] == "invmix"
+    assert meta["models"]["generator"]["fingerprint"]
+
+
+@pytest.mark.skipif(
+    __import__("shutil").which("lt-proc") is None,
+    reason="Apertium is not installed: apt-get install apertium apertium-en-es (CI does)",
+)
+def test_augment_with_back_translation(explored: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bt.jsonl"
+    result = run_cli("topex", "augment", explored, "-o", out, "--generator", "bt", "--n", 3)
+    assert result.exit_code == 0, result.stderr
+    _, members = _cluster_members(explored, "music")
+    for row in read_jsonl(out):
+        assert row["label"] == "music" and row["aug"]["method"] == "bt"
+        assert set(row["aug"]["parents"]) <= members
+
+
+def test_bad_generators_are_one_line_errors(explored: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.jsonl"
+    cases = [
+        (("--generator", "gpt"), "--generator", "unknown generator"),
+        (("--generator", "invmix"), "--generator", "invmix:MODEL_DIR"),
+        (("--generator", f"invmix:{tmp_path / 'nope'}"), "--generator", "does not exist"),
+        (("--generator", "bt:google"), "--generator", "apertium or marian"),
+        (("--generator", "eda", "--target-label", "food"), "no member labelled"),
+        (("--generator", "llm"), "--llm", "required"),
+    ]
+    for args, *fragments in cases:
+        result = run_cli("topex", "augment", explored, "-o", out, *args)
+        assert_one_line_error(result, *fragments)
+        assert not out.exists()

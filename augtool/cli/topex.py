@@ -295,7 +295,7 @@ def augment(
     overwrite: OverwriteOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Generate --n samples for the chosen cluster of mistakes with an LLM."""
+    """Generate --n samples for the chosen cluster of mistakes (an LLM, or --generator)."""
     from augtool.core.generation import RequestBudget, RequestBudgetExhausted, load_llm
     from augtool.core.generation.jobs import JobSummary, write_failures
     from augtool.data import JsonlWriter, build_meta, prepare_output, run_key, write_meta
@@ -307,6 +307,9 @@ def augment(
     settings = make_config(ctx, AugmentConfig, config)
     saved = load_exploration(folder)
     target = pick_target(saved, settings)
+    if not settings.generator_spec().uses_llm:
+        _augment_locally(saved, target, settings, output, dry_run, overwrite, started)
+        return
     prompt = build_prompt(settings, target.pair)
     if dry_run:
         messages = prompt.render(target, settings, target.shots(settings, 0))
@@ -393,5 +396,91 @@ def augment(
         print_warning(f"only {kept} of {settings.n} samples passed the checks")
     say(
         f"wrote {kept} samples for cluster {target.cluster['id']} "
+        f"({target.cluster['name']!r}, label {target.label}) to {output}"
+    )
+
+
+def _augment_locally(
+    saved: Any,
+    target: Any,
+    settings: AugmentConfig,
+    output: Path,
+    dry_run: bool,
+    overwrite: bool,
+    started: float,
+) -> None:
+    """``--generator eda|bt|invmix:DIR``: samples made from the cluster's own members."""
+    from augtool.data import JsonlWriter, build_meta, prepare_output, run_key, write_meta
+    from augtool.data.provenance import config_dict, file_fingerprint
+    from augtool.errors import OptionError
+    from augtool.methods.topex.generators import local_samples, members_with_label, shares
+    from augtool.methods.topex.store import CLUSTERS_FILE
+
+    spec = settings.generator_spec()
+    if spec.method == "invmix" and not Path(str(spec.argument)).is_dir():
+        raise OptionError("generator", f"invmix model folder {spec.argument!r} does not exist")
+    members = members_with_label(target)
+    per_member = shares(settings.n, len(members))
+    if dry_run:
+        say(
+            f"dry run: {settings.n} {spec.method} sample(s) for cluster {target.cluster['id']} "
+            f"({target.cluster['name']!r}), label {target.label}, from {len(members)} member(s) "
+            f"({', '.join(map(str, per_member))} each); nothing is written"
+        )
+        return
+    prepare_output(output, overwrite=overwrite)
+    model_fingerprint = None
+    if spec.method == "invmix" and spec.argument:
+        from augtool.core.hub import folder_fingerprint
+
+        model_fingerprint = folder_fingerprint(spec.argument)
+    key = run_key(
+        "topex augment",
+        {k: v for k, v in config_dict(settings).items() if k != "device"},
+        file_fingerprint(saved.folder / CLUSTERS_FILE),
+        target.cluster["id"],
+        model_fingerprint,
+    )
+    writer = JsonlWriter(output, run_key=key, overwrite=overwrite)
+    with writer:
+        if writer.resumed:
+            say(f"resuming: {writer.resumed} rows already written")
+        with console.status(f"{spec.method}: {settings.n} sample(s) from {len(members)} member(s)"):
+            result = local_samples(saved, target, settings, spec, warn=print_warning)
+        written = writer.write(row for row in result.rows if row.id not in writer.done_ids)
+        writer.commit()
+    kept = writer.resumed + written
+    write_meta(
+        output,
+        build_meta(
+            "topex augment",
+            config=settings,
+            seed=settings.seed,
+            started=started,
+            models={"generator": {**spec.describe(), "fingerprint": model_fingerprint}},
+            counts={
+                "members": len(members),
+                "resumed": writer.resumed,
+                "written": written,
+                "duplicates_dropped": result.duplicates,
+                "kept": kept,
+            },
+            extra={
+                "explore_folder": str(saved.folder),
+                "cluster": {
+                    "id": target.cluster["id"],
+                    "name": target.cluster["name"],
+                    "error_rate": target.cluster["error_rate"],
+                },
+                "target_label": target.label,
+                "generator": spec.describe(),
+                "per_member": per_member,
+            },
+        ),
+    )
+    if kept < settings.n:
+        print_warning(f"only {kept} of {settings.n} samples passed the checks")
+    say(
+        f"wrote {kept} {spec.method} samples for cluster {target.cluster['id']} "
         f"({target.cluster['name']!r}, label {target.label}) to {output}"
     )

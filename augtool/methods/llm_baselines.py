@@ -106,7 +106,8 @@ class LLMConfig:
     label_field: str = field(default="label", metadata={"help": "JSON field holding the label."})
 
     def __post_init__(self) -> None:
-        check(bool(self.llm.strip()), "llm", "is required: hf:<model> or openai:<model>")
+        if self.llm_required():
+            check(bool(self.llm.strip()), "llm", "is required: hf:<model> or openai:<model>")
         check(self.concurrency >= 1, "concurrency", "must be at least 1")
         check(self.rpm >= 0, "rpm", "must be >= 0")
         check(self.timeout > 0, "timeout", "must be positive")
@@ -126,6 +127,10 @@ class LLMConfig:
             "prompt_style",
             f"must be one of {', '.join(PROMPT_STYLES)}",
         )
+
+    def llm_required(self) -> bool:
+        """Whether this run calls the LLM (a command with a local alternative says no)."""
+        return True
 
     #: The prompt step this command runs (``prompts.STEPS``); set by each command.
     step: ClassVar[str] = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from augtool.core.clustering.scores import (
     COSINE_AMONG,
@@ -16,6 +17,7 @@ from augtool.core.clustering.scores import (
 )
 from augtool.core.config import check
 from augtool.core.generation.prompts import PROMPT_STYLES
+from augtool.errors import OptionError
 from augtool.methods.llm_baselines import LLMConfig
 
 CLUSTERERS = ("optics", "hdbscan")
@@ -225,10 +227,56 @@ class ExploreConfig(ScoreConfig):
         }
 
 
+#: ``--generator`` values; ``invmix`` takes the model folder after a colon, ``bt`` an
+#: optional engine (``bt:apertium``, the offline default, or ``bt:marian``).
+GENERATORS = ("llm", "eda", "bt", "invmix:MODEL_DIR")
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """A parsed ``--generator``: the method and its argument (engine or model folder)."""
+
+    method: str
+    argument: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> GeneratorSpec:
+        method, _, argument = spec.strip().partition(":")
+        method = method.lower()
+        if method not in ("llm", "eda", "bt", "invmix"):
+            raise OptionError(
+                "generator", f"unknown generator {spec!r} (choose from {', '.join(GENERATORS)})"
+            )
+        if method == "invmix" and not argument:
+            raise OptionError("generator", "invmix needs its model folder: invmix:MODEL_DIR")
+        if method in ("llm", "eda") and argument:
+            raise OptionError("generator", f"{method} takes no argument (got {spec!r})")
+        if method == "bt" and argument not in (None, "", "apertium", "marian"):
+            raise OptionError(
+                "generator", f"bt engine must be apertium or marian, not {argument!r}"
+            )
+        return cls(method, argument or None)
+
+    @property
+    def uses_llm(self) -> bool:
+        return self.method == "llm"
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": self.method, **({"argument": self.argument} if self.argument else {})}
+
+
 @dataclass
 class AugmentConfig(LLMConfig):
     """Augmenter: prompt an LLM with the chosen cluster's name and a target label."""
 
+    generator: str = field(
+        default="llm",
+        metadata={
+            "help": "What writes the samples: llm (the paper: prompt --llm with the cluster's "
+            "name), or, without an LLM, eda, bt (bt:apertium, bt:marian) or "
+            "invmix:MODEL_DIR applied to the cluster's members with the target label."
+        },
+    )
     n: int = field(default=5, metadata={"help": "Samples to generate (1, 3, 5, 10 typical)."})
     shots: int = field(
         default=0, metadata={"help": "Member samples shown as examples (0: zero-shot)."}
@@ -289,6 +337,7 @@ class AugmentConfig(LLMConfig):
     )
 
     def __post_init__(self) -> None:
+        self.generator_spec()  # a bad --generator is the first thing said
         super().__post_init__()
         check(self.n >= 1, "n", f"must be at least 1 (got {self.n})")
         check(self.shots >= 0, "shots", "must be >= 0")
@@ -297,6 +346,12 @@ class AugmentConfig(LLMConfig):
         check(len(self.part_names()) == 2, "pair_names", "must be two comma-separated names")
         check(bool(self.delimiter.strip()), "delimiter", "must not be empty")
         check(self.max_chars is None or self.max_chars >= 1, "max_chars", "must be at least 1")
+
+    def generator_spec(self) -> GeneratorSpec:
+        return GeneratorSpec.parse(self.generator)
+
+    def llm_required(self) -> bool:
+        return self.generator_spec().uses_llm
 
     def part_names(self) -> list[str]:
         return [part.strip() for part in self.pair_names.split(",") if part.strip()]
