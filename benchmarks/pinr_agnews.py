@@ -1,18 +1,24 @@
 """PInR quality on AG-News (the shared 5,000-row train subset): M = 120 condensed rows ->
-task-model accuracy, next to Random, DaLLME and MGD³-style mode selection measured in the
-same run.
+accuracy of three downstream models, next to Random, DaLLME and MGD³-style mode selection
+measured in the same run, on the same seeds.
 
 The shared subset has no test split, so 1,000 rows (250 per label, seeded) are held out
-as the test set and the other 4,000 are condensed. The task model is the frozen default
-encoder with an MLP head (`augtool train --freeze-encoder`). The decoder is a small T5
-trained from scratch here (no pretrained T5 is reachable offline); refinement needs an
-LLM and runs only with --refine-llm (with the paper's AG-News refinement prompt), as does
-the Aug-PE baseline. --prefix ag_news embeds every text behind the paper's AG-News task
-prompt (appendix B.1), for all methods alike. The paper reports DistilBERT 87.04 (PInR)
-vs 78.60 (Random) vs 86.22 (DaLLME) vs 80.63 (Aug-PE) with the full AG-News and a strong
-decoder.
+as the test set and the other 4,000 are condensed, class-wise. Each condensed set trains
+three task models, one of them not built on the encoder psi that PInR condenses in:
+``finetune`` (the default encoder fine-tuned, `augtool train`), ``frozen`` (the frozen
+encoder with an MLP head, `augtool train --freeze-encoder`) and ``tfidf`` (TF-IDF with
+logistic regression, scikit-learn). The decoder is `pinr train-decoder`'s default,
+warm-started from psi's own BERT (``--decoder warm``, trained for ``--decoder-minutes``),
+or a small T5 trained from scratch (``--decoder t5``, what an offline user had before).
+Refinement needs an LLM and runs only with --refine-llm (with the paper's AG-News
+refinement prompt), as does the Aug-PE baseline. --prefix ag_news embeds every text
+behind the paper's AG-News task prompt (appendix B.1), for all methods alike. PInR is
+compared with Random and DaLLME by a paired Wilcoxon test over seeds, per downstream
+model. The paper reports DistilBERT 87.04 (PInR) vs 78.60 (Random) vs 86.22 (DaLLME) vs
+80.63 (Aug-PE) with the full AG-News and a strong decoder.
 
-    python benchmarks/pinr_agnews.py [--decoder-epochs 8] [--seeds 0 1 2] [--refine-llm ...]
+    python benchmarks/pinr_agnews.py [--decoder warm] [--decoder-minutes 20]
+        [--seeds 0 1 2 3 4] [--downstream finetune frozen tfidf] [--refine-llm ...]
         [--prefix ag_news] [--methods random dallme mgd3 pinr aug-pe]
 """
 
@@ -22,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +39,12 @@ from pathlib import Path
 from _common import dataset, offline, save_result
 
 METHODS = ("random", "mgd3", "dallme", "pinr", "aug-pe")
+DOWNSTREAM = ("finetune", "frozen", "tfidf")
+#: `augtool train` options per downstream model (the fine-tuned one as in trec_bench.yaml).
+TRAIN_OPTIONS = {
+    "finetune": ["--epochs", 20, "--batch-size", 8, "--lr", 5e-5, "--head-lr", 1e-3],
+    "frozen": ["--freeze-encoder", "--epochs", 30],
+}
 
 
 def augtool(*args: object) -> None:
@@ -42,31 +55,78 @@ def augtool(*args: object) -> None:
         raise SystemExit(f"augtool {' '.join(map(str, args))} failed:\n{done.stderr[-2000:]}")
 
 
-def accuracy(train: Path, test: Path, work: Path, seed: int) -> float:
-    model = work / f"model-{train.stem}-{seed}"
-    augtool(
-        "train",
-        train,
-        "-o",
-        model,
-        "--freeze-encoder",
-        "--epochs",
-        30,
-        "--seed",
-        seed,
-        "--overwrite",
-    )
-    out = work / f"eval-{train.stem}-{seed}.json"
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def tfidf_accuracy(train: Path, test: Path) -> float:
+    """TF-IDF (word 1-2 grams) with logistic regression: a model that never sees psi."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    rows, held = read_rows(train), read_rows(test)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
+    features = vectorizer.fit_transform([r["text"] for r in rows])
+    model = LogisticRegression(max_iter=2000, C=10.0)
+    model.fit(features, [r["label"] for r in rows])
+    predicted = model.predict(vectorizer.transform([r["text"] for r in held]))
+    return sum(p == r["label"] for p, r in zip(predicted, held, strict=True)) / len(held)
+
+
+def accuracy(train: Path, test: Path, work: Path, seed: int, downstream: str) -> float:
+    if downstream == "tfidf":
+        return tfidf_accuracy(train, test)
+    model = work / f"model-{downstream}-{train.stem}-{seed}"
+    augtool("train", train, "-o", model, *TRAIN_OPTIONS[downstream], "--seed", seed, "--overwrite")
+    out = work / f"eval-{downstream}-{train.stem}-{seed}.json"
     augtool("eval", model, test, "-o", out, "--overwrite")
+    shutil.rmtree(model, ignore_errors=True)
     return json.loads(out.read_text())["accuracy"]
+
+
+def summary(values: list[float]) -> dict[str, object]:
+    return {
+        "per_seed": values,
+        "mean": statistics.mean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+    }
+
+
+def paired_tests(per_method: dict[str, list[float]], seeds: list[int]) -> list[dict]:
+    """PInR against Random and DaLLME, paired by seed (two-sided Wilcoxon)."""
+    from augtool.core.metrics import paired_wilcoxon
+
+    tests = []
+    for first in [n for n in per_method if n.startswith("pinr")]:
+        for second in ("random", "dallme"):
+            if second not in per_method:
+                continue
+            test = paired_wilcoxon(
+                dict(zip(seeds, per_method[first], strict=True)),
+                dict(zip(seeds, per_method[second], strict=True)),
+            )
+            tests.append(
+                {
+                    "pair": [first, second],
+                    "n": test.n,
+                    "p_value": test.p_value,
+                    "mean_difference": test.mean_difference,
+                }
+            )
+    return tests
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--m", type=int, default=120)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--decoder-epochs", type=int, default=8)
-    parser.add_argument("--d-model", type=int, default=256)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--decoder", choices=("warm", "t5"), default="warm")
+    parser.add_argument("--decoder-minutes", type=float, default=20.0, help="warm decoder")
+    parser.add_argument("--decoder-epochs", type=int, default=8, help="t5 decoder")
+    parser.add_argument("--d-model", type=int, default=256, help="t5 decoder")
+    parser.add_argument(
+        "--downstream", nargs="+", default=list(DOWNSTREAM), choices=list(DOWNSTREAM)
+    )
     parser.add_argument("--refine-llm", default=None)
     parser.add_argument("--prefix", default="", help="ag_news: the paper's task prompt.")
     parser.add_argument("--work", type=Path, default=None)
@@ -98,39 +158,36 @@ def main() -> None:
     (work / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
     pool_path, test_path = work / "pool.jsonl", work / "test.jsonl"
 
-    from augtool.testing.tiny_t5 import build_tiny_t5
-
     started = time.time()
     decoder = work / "decoder"
     if not decoder.exists() and {"dallme", "pinr"} & set(args.methods):
-        t5 = build_tiny_t5(
-            work / "t5",
-            [r["text"] for r in pool],
-            d_model=args.d_model,
-            layers=3,
-            heads=4,
-            vocab_size=8000,
-        )
-        augtool(
-            "pinr",
-            "train-decoder",
-            pool_path,
-            "-o",
-            decoder,
-            "--seq2seq",
-            t5,
-            "--epochs",
-            args.decoder_epochs,
-            "--lr",
-            1e-3,
-            "--batch-size",
-            32,
-            "--prefix",
-            args.prefix,
-        )
+        if args.decoder == "warm":
+            augtool(
+                "pinr", "train-decoder", pool_path, "-o", decoder,
+                "--max-minutes", args.decoder_minutes, "--epochs", 50, "--lr", 2e-4,
+                "--batch-size", 32, "--num-tokens", 16, "--max-length", 64,
+                "--prefix", args.prefix,
+            )  # fmt: skip
+        else:
+            from augtool.testing.tiny_t5 import build_tiny_t5
+
+            t5 = build_tiny_t5(
+                work / "t5",
+                [r["text"] for r in pool],
+                d_model=args.d_model,
+                layers=3,
+                heads=4,
+                vocab_size=8000,
+            )
+            augtool(
+                "pinr", "train-decoder", pool_path, "-o", decoder, "--seq2seq", t5,
+                "--epochs", args.decoder_epochs, "--lr", 1e-3, "--batch-size", 32,
+                "--prefix", args.prefix,
+            )  # fmt: skip
+    decoder_seconds = time.time() - started
     print(f"decoder trained in {time.time() - started:.0f} s")
 
-    results: dict[str, list[float]] = {}
+    results: dict[str, dict[str, list[float]]] = {d: {} for d in args.downstream}
     examples: dict[str, str] = {}
     for seed in args.seeds:
         runs = {
@@ -176,37 +233,50 @@ def main() -> None:
                 *options,
             )
             examples.setdefault(name, json.loads(out.read_text().splitlines()[0])["text"])
-            results.setdefault(name, []).append(accuracy(out, test_path, work, seed))
-    full = accuracy(pool_path, test_path, work, 0)
+            for downstream in args.downstream:
+                score = accuracy(out, test_path, work, seed, downstream)
+                results[downstream].setdefault(name, []).append(score)
+                print(f"seed {seed} {name} {downstream}: {100 * score:.2f}", flush=True)
+    full = {d: accuracy(pool_path, test_path, work, 0, d) for d in args.downstream}
     print(f"AG-News, M = {args.m} of {len(pool)} rows, test {len(test)} rows, seeds {args.seeds}")
-    print(f"{'method':24s} accuracy (mean ± std)")
-    for name, values in results.items():
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        print(f"{name:24s} {100 * statistics.mean(values):.2f} ± {100 * spread:.2f}")
-    print(f"{'all 4,000 rows':24s} {100 * full:.2f}")
+    for downstream, per_method in results.items():
+        print(f"{downstream}: {'method':24s} accuracy (mean ± std)")
+        for name, values in per_method.items():
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            print(f"  {name:24s} {100 * statistics.mean(values):.2f} ± {100 * spread:.2f}")
+        print(f"  {'all 4,000 rows':24s} {100 * full[downstream]:.2f}")
     for name, text in examples.items():
         print(f"example {name}: {text[:160]!r}")
     total = time.time() - started
     print(f"total {total:.0f} s; work folder {work}")
     if args.save:
+        decoder_meta = {}
+        if (decoder / "meta.json").exists():
+            decoder_meta = json.loads((decoder / "meta.json").read_text())
         figures = {
             "accuracy": {
-                name: {
-                    "per_seed": values,
-                    "mean": statistics.mean(values),
-                    "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                }
-                for name, values in results.items()
+                downstream: {name: summary(values) for name, values in per_method.items()}
+                for downstream, per_method in results.items()
+            },
+            "tests": {
+                downstream: paired_tests(per_method, args.seeds)
+                for downstream, per_method in results.items()
             },
             "accuracy_all_rows": full,
             "examples": examples,
+            "decoder_seconds": round(decoder_seconds, 1),
+            "decoder_history": decoder_meta.get("history", []),
             "total_seconds": round(total, 1),
         }
         settings = {
             "m": args.m,
             "seeds": args.seeds,
-            "decoder_epochs": args.decoder_epochs,
-            "d_model": args.d_model,
+            "decoder": args.decoder,
+            "decoder_minutes": args.decoder_minutes if args.decoder == "warm" else None,
+            "decoder_epochs": args.decoder_epochs if args.decoder == "t5" else None,
+            "d_model": args.d_model if args.decoder == "t5" else None,
+            "downstream": args.downstream,
+            "train_options": {d: TRAIN_OPTIONS.get(d) for d in args.downstream},
             "refine_llm": args.refine_llm,
             "prefix": args.prefix,
             "methods": args.methods,

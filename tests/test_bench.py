@@ -380,3 +380,23 @@ def test_the_config_module_never_imports_the_method_registry(bench_config) -> No
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_report_joins_runs_of_the_same_grid(bench_config, tmp_path: Path) -> None:
+    """A method run later in its own folder joins the finished grid's table; a folder of
+    another grid (other seeds) is refused in one line."""
+    first, later, other = tmp_path / "first", tmp_path / "later", tmp_path / "other"
+    assert run_cli("bench", bench_config(), "-o", first).exit_code == 0
+    mixup = bench_config("mixup.yaml", methods={"mixup": {"alpha": 0.4}})
+    assert run_cli("bench", mixup, "-o", later).exit_code == 0
+    result = run_cli("bench", "report", first, later, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    joined = json.loads(result.stdout)
+    assert [r["method"] for r in joined["rows"]] == ["base", "eda", "mixup"]
+    alone = json.loads(run_cli("bench", "report", later, "--format", "json").stdout)
+    assert joined["rows"][2] == alone["rows"][0]  # the later run's cells, unchanged
+    assert ["mixup", "base"] in [t["pair"] for t in joined["wilcoxon"]]
+
+    assert run_cli("bench", bench_config("o.yaml", seeds=[3, 4]), "-o", other).exit_code == 0
+    assert_one_line_error(run_cli("bench", "report", first, other), "not the same grid")
+    assert_one_line_error(run_cli("bench", "report", first, first), "also in an earlier run")

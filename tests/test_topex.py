@@ -959,3 +959,58 @@ def test_bad_generators_are_one_line_errors(explored: Path, tmp_path: Path) -> N
         result = run_cli("topex", "augment", explored, "-o", out, *args)
         assert_one_line_error(result, *fragments)
         assert not out.exists()
+
+
+def test_bench_compares_directed_and_undirected_eda_as_variants(
+    tiny_model_store, tmp_path: Path
+) -> None:
+    """``topex@...`` entries run the topex method with their own options: EDA on the chosen
+    cluster's members against as many EDA rows from random rows of the sample."""
+    import yaml
+
+    rows, _ = planted(keyword_rows(12, seed=3, prefix="b"))
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    shared = {
+        "generator": "eda",
+        "encoder": str(tiny_model_store["st"]),
+        "error_threshold": 0.25,
+        "per_member": 2,
+    }
+    config = tmp_path / "bench.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "datasets": {"kw": {"train": str(data), "test": str(data)}},
+                "k": [6],
+                "seeds": [1],
+                "task_model": {"encoder": str(tiny_model_store["st"]), "epochs": 2},
+                "methods": {
+                    "base": {},
+                    "topex@eda-2": shared,
+                    "topex@eda-2-random": {**shared, "direction": "random"},
+                },
+                "compare": [["topex@eda-2", "topex@eda-2-random"]],
+            }
+        )
+    )
+    run = tmp_path / "run"
+    result = run_cli("bench", config, "-o", run)
+    assert result.exit_code == 0, result.stderr
+    directed = json.loads((run / "cells" / "kw__k6__s1__topex@eda-2.json").read_text())
+    undirected = json.loads((run / "cells" / "kw__k6__s1__topex@eda-2-random.json").read_text())
+    assert directed["status"] == undirected["status"] == "ok"
+    log = (run / "logs" / "kw__k6__s1__topex@eda-2.log").read_text()
+    size = int(log.split(" rows) -> label")[0].rsplit(", ", 1)[1])
+    assert 0 < directed["n_augmented"] <= 2 * size
+    assert 0 < undirected["n_augmented"] <= 2 * size
+    random_log = run / "logs" / "kw__k6__s1__topex@eda-2-random.log"
+    assert "undirected eda rows" in random_log.read_text()
+    report = run_cli("bench", "report", run)
+    assert report.exit_code == 0 and "topex@eda-2-random" in report.stdout
+
+    bad = tmp_path / "bad.yaml"
+    text = config.read_text().replace("direction: random", "direction: sideways")
+    bad.write_text(text)
+    assert_one_line_error(run_cli("bench", bad, "-o", tmp_path / "r2"), "direction")
+    bad.write_text(config.read_text().replace("topex@eda-2-random", "nosuch@x"))
+    assert_one_line_error(run_cli("bench", bad, "-o", tmp_path / "r3"), "nosuch")

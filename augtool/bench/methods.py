@@ -375,18 +375,25 @@ for _method in (InvmixMethod, TopexMethod):
     BENCH_METHODS.register(_method.name, _method)
 
 
+def method_kind(name: str) -> str:
+    """The registered method behind a config entry: ``topex@eda-3`` runs ``topex`` (the
+    part after ``@`` names a variant, so one method can appear with several options)."""
+    return name.split("@", 1)[0]
+
+
 def check_methods(config: BenchConfig, path: str | Path) -> None:
     """Check every method a loaded bench config names, and its options, before any cell
     runs (one line naming the config file and the method)."""
     from augtool.bench.config import config_error
 
     for name, options in config.methods.items():
-        if name not in BENCH_METHODS:
+        if method_kind(name) not in BENCH_METHODS:
             raise config_error(
                 path,
-                f"methods: unknown method {name!r} (known: {', '.join(BENCH_METHODS.names())})",
+                f"methods: unknown method {method_kind(name)!r} (known: "
+                f"{', '.join(BENCH_METHODS.names())}; NAME@VARIANT runs NAME with its options)",
             )
         try:
-            BENCH_METHODS.get(name)().check(options, config)
+            BENCH_METHODS.get(method_kind(name))().check(options, config)
         except OptionError as exc:
             raise config_error(path, f"methods.{name}: {exc}") from exc

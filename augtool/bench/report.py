@@ -114,6 +114,60 @@ def build_table(run_dir: str | Path, metric: str | None = None) -> Table:
     )
 
 
+def _grid(run_dir: Path) -> dict[str, Any]:
+    """What two run folders must share for their cells to sit in one table: the data (by
+    content), K, seeds and task model, so every method saw the same K-shot samples."""
+    from augtool.bench.runner import BENCH_FILE
+
+    record = json.loads((run_dir / BENCH_FILE).read_text(encoding="utf-8"))
+    config = record["config"]
+    return {
+        "data": sorted(i["sha256"] for i in record.get("inputs", [])),
+        "datasets": [d["name"] for d in config["datasets"]],
+        "k": config["k"],
+        "seeds": config["seeds"],
+        "task_model": config.get("task_model"),
+        "augmented_labels": config.get("augmented_labels"),
+    }
+
+
+def build_tables(run_dirs: list[str | Path], metric: str | None = None) -> Table:
+    """One table from several run folders of the same grid: a method run later, in its own
+    folder, beside the methods of a finished run. The folders must share the data, K,
+    seeds and task model; a method may appear in only one of them."""
+    from augtool.errors import AugtoolError
+
+    dirs = [Path(d) for d in run_dirs]
+    tables = [build_table(d, metric) for d in dirs]
+    first = tables[0]
+    for run_dir, table in zip(dirs[1:], tables[1:], strict=True):
+        if _grid(run_dir) != _grid(dirs[0]):
+            raise AugtoolError(
+                f"{run_dir}: not the same grid as {dirs[0]} (data, K, seeds, task model and "
+                "augmented_labels must match to share a table)"
+            )
+        if table.metric != first.metric:
+            raise AugtoolError(f"{run_dir}: metric {table.metric}, not {first.metric}")
+        twice = sorted(set(table.methods) & set(first.methods))
+        if twice:
+            raise AugtoolError(f"{run_dir}: method(s) {', '.join(twice)} also in an earlier run")
+        comparisons = list(first.comparisons)
+        for pair in table.comparisons + [[m, "base"] for m in table.methods]:
+            if pair not in comparisons and pair[1] in first.methods + table.methods:
+                comparisons.append(pair)
+        first = Table(
+            metric=first.metric,
+            methods=first.methods + table.methods,
+            columns=first.columns,
+            scores={**first.scores, **table.scores},
+            expected_seeds=first.expected_seeds,
+            missing=first.missing + table.missing,
+            failed=first.failed + table.failed,
+            comparisons=comparisons,
+        )
+    return first
+
+
 def cell_text(table: Table, method: str, column: Column) -> str:
     mean, std, n = table.summary(method, column)
     if n == 0:

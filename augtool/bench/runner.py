@@ -210,11 +210,11 @@ def _augmented(
     the cached rows) and name a task-model folder there as ``context.init_from``; the
     cache records it (``<rows>.init``) so a cache hit gives the same starting point.
     """
-    from augtool.bench.methods import BENCH_METHODS, AugmentContext
+    from augtool.bench.methods import BENCH_METHODS, AugmentContext, method_kind
     from augtool.core.hub import cache_root
     from augtool.data import RecordSpec, read_records
 
-    method = BENCH_METHODS.get(cell.method)()
+    method = BENCH_METHODS.get(method_kind(cell.method))()
     options = config.methods[cell.method]
     if not method.adds_rows:
         return [], None
@@ -341,7 +341,7 @@ def run_cell(run_dir: str | Path, cell_id: str, reporter: Reporter = SILENT) -> 
 def _run_cell(
     run_dir: Path, config: BenchConfig, cell: Cell, log: Reporter, seconds: dict[str, float]
 ) -> dict[str, Any]:
-    from augtool.bench.methods import BENCH_METHODS
+    from augtool.bench.methods import BENCH_METHODS, method_kind
     from augtool.core.taskmodel.evaluate import evaluate_model
     from augtool.core.taskmodel.model import MODEL_FILE, TaskModel
     from augtool.core.taskmodel.train import train_task_model
@@ -363,7 +363,7 @@ def _run_cell(
     augmented = [
         r for r in augmented if (r.label in known) or (r.label_dist and set(r.label_dist) <= known)
     ]
-    method = BENCH_METHODS.get(cell.method)()
+    method = BENCH_METHODS.get(method_kind(cell.method))()
     overrides = method.train_overrides(config.methods[cell.method])
     if init_from is not None:
         overrides["init_from"] = str(init_from)

@@ -97,7 +97,13 @@ def run(
 @app.command("report")
 @handle_errors
 def report(
-    run_dir: RunDirArg,
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="A bench run folder; more folders of the same grid (data, K, seeds, task "
+            "model) add their methods to the same table."
+        ),
+    ],
     fmt: FormatOpt = "markdown",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the table here too.")
@@ -114,7 +120,7 @@ def report(
 ) -> None:
     """Print the tables of a run folder (partial runs too: missing cells are listed)."""
     from augtool.bench.config import METRICS
-    from augtool.bench.report import FORMATS, build_table, render
+    from augtool.bench.report import FORMATS, build_tables, render
     from augtool.bench.report import plot as plot_table
     from augtool.data.writer import atomic_write_text
     from augtool.errors import OptionError
@@ -123,13 +129,13 @@ def report(
         raise OptionError("format", f"must be one of {', '.join(FORMATS)}")
     if metric is not None and metric not in METRICS:
         raise OptionError("metric", f"must be one of {', '.join(METRICS)}")
-    table = build_table(run_dir, metric)
+    table = build_tables(run_dirs, metric)
     text = render(table, fmt)
     if output is not None:
         atomic_write_text(output, text)
     console.print(text, markup=False, highlight=False, soft_wrap=True)
     if plot:
-        for path in plot_table(table, run_dir / "plots"):
+        for path in plot_table(table, run_dirs[0] / "plots"):
             say(f"wrote {path}")
 
 

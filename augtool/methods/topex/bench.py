@@ -22,6 +22,9 @@ from augtool.core.progress import SILENT, Reporter
 from augtool.data.records import Record
 from augtool.methods.topex.config import CLUSTERERS, AugmentConfig
 
+#: Where the samples come from: the chosen cluster, or random rows (the undirected peer).
+DIRECTIONS = ("cluster", "random")
+
 
 @dataclass
 class TopexBenchOptions(AugmentConfig):
@@ -38,6 +41,21 @@ class TopexBenchOptions(AugmentConfig):
         default=0.5, metadata={"help": "Clusters of mistakes have an error rate above this."}
     )
     method: str = field(default="weighted", metadata={"help": "Score that picks the cluster."})
+    per_member: int = field(
+        default=0,
+        metadata={
+            "help": "Samples per member of the chosen cluster (the paper's +1/3/5/10; "
+            "0: the bench's per_original). Ignored when n is set."
+        },
+    )
+    direction: str = field(
+        default="cluster",
+        metadata={
+            "help": "cluster (TopEx: the chosen cluster's members) or random (the same "
+            "number of samples by the same --generator from random rows of the sample: "
+            "the undirected peer; not with the LLM generator)."
+        },
+    )
 
     def __post_init__(self) -> None:
         n, self.n = self.n, max(1, self.n)  # the shared checks want n >= 1
@@ -47,6 +65,14 @@ class TopexBenchOptions(AugmentConfig):
         check(self.folds >= 2, "folds", "must be at least 2")
         check(self.clusterer in CLUSTERERS, "clusterer", f"one of {', '.join(CLUSTERERS)}")
         check(self.min_samples >= 2, "min_samples", "must be at least 2")
+        check(self.per_member >= 0, "per_member", "must be >= 0")
+        check(self.direction in DIRECTIONS, "direction", f"one of {', '.join(DIRECTIONS)}")
+        check(
+            self.direction == "cluster" or not self.generator_spec().uses_llm,
+            "direction",
+            "random needs a local --generator (eda, bt, invmix:DIR); llm-gen is the LLM's "
+            "undirected peer",
+        )
 
 
 def out_of_fold_logits(
@@ -120,16 +146,34 @@ def augment_with_topex(
     if result.choice is None:
         reporter.log("topex: no cluster of mistakes in this sample; no rows added")
         return []
+    chosen = result.cluster(result.choice.cluster)
+    assert chosen is not None
+    n = options.n or (options.per_member or per_original) * chosen.size
+    augment = TopexBenchOptions(**{**options.__dict__, "n": n})
+    spec = augment.generator_spec()
+    if options.direction == "random":
+        from augtool.methods.topex.generators import undirected_samples
+
+        made = undirected_samples(sample, n, augment, spec)
+        reporter.log(
+            f"topex: {len(made.rows)} undirected {spec.method} rows (as many as cluster "
+            f"{chosen.id}, {chosen.size} rows, would get)"
+        )
+        return made.rows
     with tempfile.TemporaryDirectory(prefix="augtool-topex-") as scratch:
         folder = Path(scratch) / "explore"
         folder.mkdir()
         save_exploration(folder, result, sample, settings={}, score_config=config)
         saved = load_exploration(folder)
-        chosen = result.cluster(result.choice.cluster)
-        assert chosen is not None
-        n = options.n or per_original * chosen.size
-        augment = TopexBenchOptions(**{**options.__dict__, "n": n})
         target = pick_target(saved, augment)
+        reporter.log(
+            f"topex: cluster {chosen.id} ({chosen.name!r}, {chosen.size} rows) -> label "
+            f"{target.label}, {n} {spec.method} samples"
+        )
+        if not spec.uses_llm:
+            from augtool.methods.topex.generators import local_samples
+
+            return local_samples(saved, target, augment, spec, warn=reporter.log).rows
         llm = load_llm(augment.llm, **augment.backend_options())
         out = Path(scratch) / "topex.jsonl"
         try:
@@ -139,8 +183,4 @@ def augment_with_topex(
                 writer.commit()
         finally:
             llm.close()
-        reporter.log(
-            f"topex: cluster {chosen.id} ({chosen.name!r}, {chosen.size} rows) -> label "
-            f"{target.label}"
-        )
         return read_records(out, RecordSpec()) if out.stat().st_size else []

@@ -131,6 +131,59 @@ def _invmix(
     return rows
 
 
+def _made_by(
+    spec: GeneratorSpec,
+    members: list[Record],
+    counts: list[int],
+    config: AugmentConfig,
+    cluster: int,
+) -> list[Record]:
+    if spec.method == "eda":
+        return _eda(members, counts, config)
+    if spec.method == "bt":
+        return _bt(members, counts, config, spec.argument)
+    if spec.method == "invmix":
+        assert spec.argument is not None
+        return _invmix(members, counts, config, spec.argument, cluster)
+    raise AugtoolError(f"generator {spec.method} is not a local generator")
+
+
+def _drop_copies(made: list[Record], known: set[str]) -> tuple[list[Record], int]:
+    rows, duplicates = [], 0
+    for row in made:
+        key = normalise(row.text or "")
+        if not key or key in known:
+            duplicates += 1
+            continue
+        known.add(key)
+        rows.append(row)
+    return rows, duplicates
+
+
+def undirected_samples(
+    sample: list[Record], n: int, config: AugmentConfig, spec: GeneratorSpec
+) -> LocalResult:
+    """The peer of :func:`local_samples`: ``n`` samples by the same generator from rows
+    drawn from the whole sample, not from a cluster (each keeps its parent's label).
+
+    The parents are the sample in a seeded order, ``n`` spread over them in turn; invmix
+    mixes each with a partner of the same label, so hard labels stay right.
+    """
+    order = list(sample)
+    random.Random(derive_seed(config.seed, "topex-undirected")).shuffle(order)
+    counts = dict(zip((r.id for r in order), shares(n, len(order)), strict=True))
+    made: list[Record] = []
+    for label in sorted({str(r.label) for r in order}):
+        group = [r for r in order if str(r.label) == label]
+        if any(counts[r.id] for r in group):
+            made += _made_by(spec, group, [counts[r.id] for r in group], config, -1)
+    rows, duplicates = _drop_copies(made, {normalise(r.text or "") for r in sample})
+    for row in rows:
+        row.id = f"undirected-{row.id}"
+        row.aug = {**(row.aug or {}), "directed_by": "none"}
+    return LocalResult(rows, duplicates)
+
+
 def local_samples(
     saved: SavedExploration,
     target: Target,
@@ -147,28 +200,14 @@ def local_samples(
         )
     members = members_with_label(target)
     counts = shares(config.n, len(members))
-    if spec.method == "eda":
-        made = _eda(members, counts, config)
-    elif spec.method == "bt":
-        made = _bt(members, counts, config, spec.argument)
-    elif spec.method == "invmix":
-        assert spec.argument is not None
-        made = _invmix(members, counts, config, spec.argument, int(target.cluster["id"]))
-    else:  # pragma: no cover - the LLM path does not come here
-        raise AugtoolError(f"generator {spec.method} is not a local generator")
+    made = _made_by(spec, members, counts, config, int(target.cluster["id"]))
     seen = {normalise(text) for text in (known or [])}
     seen |= {normalise(_joined(p, config.delimiter)) for p in saved.points}
-    rows, duplicates = [], 0
-    for row in made:
-        key = normalise(row.text or "")
-        if not key or key in seen:
-            duplicates += 1
-            continue
-        seen.add(key)
+    rows, duplicates = _drop_copies(made, seen)
+    for row in rows:
         row.id = f"topex-c{target.cluster['id']}-{row.id}"
         row.label = target.label
         row.aug = {**(row.aug or {}), "cluster": target.cluster["id"], "directed_by": "topex"}
-        rows.append(row)
     if duplicates and warn is not None:
         warn(f"{duplicates} {spec.method} sample(s) copied the data or another sample: dropped")
     return LocalResult(rows, duplicates)
