@@ -237,14 +237,19 @@ def main() -> None:
                 score = accuracy(out, test_path, work, seed, downstream)
                 results[downstream].setdefault(name, []).append(score)
                 print(f"seed {seed} {name} {downstream}: {100 * score:.2f}", flush=True)
-    full = {d: accuracy(pool_path, test_path, work, 0, d) for d in args.downstream}
+    # All 4,000 rows as the ceiling; fine-tuning on all of them would take longer than the
+    # whole grid on a CPU, so that ceiling is left out.
+    full = {
+        d: accuracy(pool_path, test_path, work, 0, d) for d in args.downstream if d != "finetune"
+    }
     print(f"AG-News, M = {args.m} of {len(pool)} rows, test {len(test)} rows, seeds {args.seeds}")
     for downstream, per_method in results.items():
         print(f"{downstream}: {'method':24s} accuracy (mean ± std)")
         for name, values in per_method.items():
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             print(f"  {name:24s} {100 * statistics.mean(values):.2f} ± {100 * spread:.2f}")
-        print(f"  {'all 4,000 rows':24s} {100 * full[downstream]:.2f}")
+        if downstream in full:
+            print(f"  {'all 4,000 rows':24s} {100 * full[downstream]:.2f}")
     for name, text in examples.items():
         print(f"example {name}: {text[:160]!r}")
     total = time.time() - started

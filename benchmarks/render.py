@@ -197,11 +197,27 @@ def encoders_performance() -> str:
 # --- `augtool bench` runs kept with benchmarks/keep_run.py ---------------------------
 
 
-def bench_table(name: str):  # noqa: ANN201 (augtool.bench.report.Table)
-    """The report table of the bench run kept as ``benchmarks/results/<name>/``."""
-    from augtool.bench.report import build_table
+#: Methods run later on a kept grid, in their own run folder (same data, K, seeds and task
+#: model), joined to its table as `augtool bench report RUN LATER` does.
+LATER_RUNS = {"trec-bench": ["trec-bench-invmix"]}
+#: Extra paired tests for a joined table (the paper's direction: invmix above Mixup).
+EXTRA_COMPARISONS = {"trec-bench": [["invmix", "mixup"]]}
 
-    return build_table(RESULTS / name)
+
+def _run_names(name: str) -> list[str]:
+    return [name] + [n for n in LATER_RUNS.get(name, []) if (RESULTS / n / "bench.json").is_file()]
+
+
+def bench_table(name: str):  # noqa: ANN201 (augtool.bench.report.Table)
+    """The report table of the bench run kept as ``benchmarks/results/<name>/``, with the
+    methods of its later runs."""
+    from augtool.bench.report import build_tables
+
+    table = build_tables([RESULTS / n for n in _run_names(name)])
+    for pair in EXTRA_COMPARISONS.get(name, []):
+        if all(m in table.methods for m in pair) and pair not in table.comparisons:
+            table.comparisons.append(pair)
+    return table
 
 
 def bench_summary(name: str) -> dict[str, Any]:
@@ -211,13 +227,14 @@ def bench_summary(name: str) -> dict[str, Any]:
 def bench_cells(name: str) -> list[dict[str, Any]]:
     return [
         json.loads(path.read_text(encoding="utf-8"))
-        for path in sorted((RESULTS / name / "cells").glob("*.json"))
+        for run in _run_names(name)
+        for path in sorted((RESULTS / run / "cells").glob("*.json"))
     ]
 
 
 def _bench_provenance(name: str) -> str:
-    summary = bench_summary(name)
-    return _provenance({**summary, "benchmark": f"{name}/summary"})
+    runs = [{**bench_summary(n), "benchmark": f"{n}/summary"} for n in _run_names(name)]
+    return _provenance(*runs)
 
 
 TREC_NAMES = {  # method -> (our row name, the paper's row in its Table 1)
@@ -225,6 +242,7 @@ TREC_NAMES = {  # method -> (our row name, the paper's row in its Table 1)
     "eda": ("EDA", "EDA"),
     "bt": ("BT (ours: Apertium; paper: MT)", "BT"),
     "mixup": ("Mixup", "Mixup"),
+    "invmix": ("inversedMixup (ours: MiniLM warm LM; paper: Llama-3-8B)", "inverstedMixup"),
 }
 
 
@@ -376,26 +394,82 @@ PINR_AGNEWS_NAMES = {
 }
 
 
+PINR_DOWNSTREAM = {
+    "finetune": "fine-tuned encoder",
+    "frozen": "frozen encoder + MLP",
+    "tfidf": "TF-IDF + logistic regression",
+}
+
+
 def pinr_agnews() -> str:
-    """docs/results.md: AG-News condensed to M rows, task-model accuracy per method."""
+    """docs/results.md: AG-News condensed to M rows, downstream accuracy per method and
+    model, with PInR's paired tests against Random and DaLLME."""
     run = load("pinr_agnews")
     figures, settings = run["figures"], run["settings"]
-    lines = ["| method | accuracy |", "|---|---|"]
     accuracy = figures["accuracy"]
-    ordered = [n for n in PINR_AGNEWS_NAMES if n in accuracy]
-    for name in ordered + sorted(set(accuracy) - set(ordered)):
-        result, label = accuracy[name], PINR_AGNEWS_NAMES.get(name, name)
-        lines.append(f"| {label} | {100 * result['mean']:.2f} ± {100 * result['std']:.2f} |")
+    if "random" in accuracy:  # an artefact of the earlier, single-model layout
+        accuracy = {"frozen": accuracy}
+        full_rows = {"frozen": figures["accuracy_all_rows"]}
+    else:
+        full_rows = figures["accuracy_all_rows"]
+    models = [m for m in PINR_DOWNSTREAM if m in accuracy]
+    lines = [
+        "| method | " + " | ".join(PINR_DOWNSTREAM[m] for m in models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
+    names = list(dict.fromkeys(n for m in models for n in accuracy[m]))
+    ordered = [n for n in PINR_AGNEWS_NAMES if n in names] + [
+        n for n in names if n not in PINR_AGNEWS_NAMES
+    ]
+    for name in ordered:
+        cells = []
+        for model in models:
+            result = accuracy[model].get(name)
+            cells.append(
+                f"{100 * result['mean']:.2f} ± {100 * result['std']:.2f}" if result else "–"
+            )
+        lines.append(f"| {PINR_AGNEWS_NAMES.get(name, name)} | " + " | ".join(cells) + " |")
     if not settings["refine_llm"]:
-        lines.append("| PInR, refined | not run (no LLM reachable here) |")
+        lines.append("| PInR, refined | " + " | ".join("not run" for _ in models) + " |")
     lines.append(
-        f"| all {settings['pool_rows']:,} rows | {100 * figures['accuracy_all_rows']:.2f} |"
+        f"| all {settings['pool_rows']:,} rows | "
+        + " | ".join(
+            f"{100 * full_rows[m]:.2f}" if m in full_rows else "not run" for m in models
+        )
+        + " |"
     )
+    tests = figures.get("tests", {})
+    if tests:
+        lines += ["", "| pair | " + " | ".join(PINR_DOWNSTREAM[m] for m in models) + " |"]
+        lines.append("|---|" + "---|" * len(models))
+        pairs = list(dict.fromkeys(tuple(t["pair"]) for m in models for t in tests.get(m, [])))
+        for pair in pairs:
+            cells = []
+            for model in models:
+                test = next((t for t in tests.get(model, []) if tuple(t["pair"]) == pair), None)
+                if test is None:
+                    cells.append("–")
+                    continue
+                p = "–" if test["p_value"] is None else f"p = {test['p_value']:.3f}"
+                cells.append(f"{100 * test['mean_difference']:+.2f} points, {p}")
+            first, second = (PINR_AGNEWS_NAMES.get(n, n).split(" (")[0] for n in pair)
+            lines.append(f"| {first} vs {second} | " + " | ".join(cells) + " |")
     seeds = ", ".join(map(str, settings["seeds"]))
+    if settings.get("decoder", "t5") == "warm":
+        decoder = (
+            f"decoder warm-started from the encoder's BERT, trained for "
+            f"{figures.get('decoder_seconds', 0) / 60:.0f} minutes"
+        )
+    else:
+        decoder = (
+            f"decoder a from-scratch T5, d_model {settings['d_model']}, "
+            f"{settings['decoder_epochs']} epochs"
+        )
     return (
-        "\n".join(lines) + f"\n\nM = {settings['m']} of {settings['pool_rows']:,} rows, test "
-        f"{settings['test_rows']:,} rows; mean ± std over seeds {seeds}; decoder d_model "
-        f"{settings['d_model']}, {settings['decoder_epochs']} epochs. " + _provenance(run) + "\n"
+        "\n".join(lines).replace("| -", "| −")
+        + f"\n\nM = {settings['m']} of {settings['pool_rows']:,} rows, class-wise; test "
+        f"{settings['test_rows']:,} rows; mean ± std over seeds {seeds}; paired two-sided "
+        f"Wilcoxon tests over the seeds; {decoder}. " + _provenance(run) + "\n"
     )
 
 
@@ -549,6 +623,52 @@ def inversion_quality() -> str:
     return "\n".join(lines) + "\n\n" + _provenance(run) + "\n"
 
 
+def decoder_memory() -> str:
+    """docs/pinr.md: peak memory of the two trainers at 10k and 40k sentences."""
+    run = load("decoder_memory")
+    figures, settings = run["figures"], run["settings"]
+    small, large = figures["sentences_small"], figures["sentences_large"]
+    a, b = (f"{n // 1000}k" if n % 1000 == 0 else str(n) for n in (small, large))
+    target = figures["target_ratio"]
+
+    def busy(key: str) -> str:
+        return f"{figures[key]:g}"
+
+    peer = f"`pinr train-decoder` as of {(settings.get('peer_rev') or '')[:7]} (in memory; peer)"
+    arms = [
+        ("", "`pinr train-decoder`"),
+        ("peer_", peer),
+        ("warm_lm_", "`invmix warm-lm`"),
+    ]
+    lines = [
+        f"| trainer | peak RSS, {small:,} sentences | peak RSS, {large:,} | ratio | growth "
+        "| steps | cores busy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for prefix, name in arms:
+        if f"{prefix}ratio" not in figures:
+            continue
+        ratio = f"{figures[f'{prefix}ratio']:.3f}"
+        if prefix != "peer_":
+            met = "met" if figures[f"{prefix}ratio"] <= target else "**missed**"
+            ratio = f"**{ratio}** (target ≤ {target:g}: {met})"
+        lines.append(
+            f"| {name} | {figures[f'{prefix}peak_rss_mb_{a}']:,.0f} MiB "
+            f"| {figures[f'{prefix}peak_rss_mb_{b}']:,.0f} MiB | {ratio} "
+            f"| {figures[f'{prefix}growth_mb']:+,.0f} MiB "
+            f"| {figures[f'{prefix}steps_{a}']}, {figures[f'{prefix}steps_{b}']} "
+            f"| {busy(prefix + 'cpu_per_wall_' + a)}, {busy(prefix + 'cpu_per_wall_' + b)} |"
+        )
+    notes = (
+        f"Each run: `--max-minutes {settings['max_minutes']:g}`, batch {settings['batch_size']}, "
+        f"`--max-length {settings['max_length']}`, the embedding cache filled beforehand; "
+        "steps and cores busy (CPU seconds over wall seconds) are given for the small and the "
+        f"large run; torch ran {figures['torch_threads']} threads. The extra "
+        f"{large - small:,} embeddings alone are {figures['vectors_mb_extra']:g} MiB."
+    )
+    return "\n".join(lines) + "\n\n" + notes + "\n\n" + _provenance(run) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "trec-bench-accuracy": trec_bench_accuracy,
     "trec-bench-seeds": trec_bench_seeds,
@@ -564,6 +684,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "llm-performance": llm_performance,
     "baselines-performance": baselines_performance,
     "inversion-quality": inversion_quality,
+    "decoder-memory": decoder_memory,
 }
 
 
