@@ -233,7 +233,8 @@ def test_generate_soft_labels_dedup_and_determinism(
         4,
         "--keep-duplicates",
     )
-    result = run_cli("invmix", "generate", corpus, "-o", out, *args)
+    plot = tmp_path / "aug.html"
+    result = run_cli("invmix", "generate", corpus, "-o", out, *args, "--plot", plot)
     assert result.exit_code == 0, result.stderr
     rows = read_jsonl(out)
     assert [r["id"] for r in rows] == [f"invmix-{i}" for i in range(12)]
@@ -249,6 +250,14 @@ def test_generate_soft_labels_dedup_and_determinism(
         assert aug["parent_labels"] == [first["label"], second["label"]]
         assert aug["label_mode"] == "soft" and aug["method"] == "invmix"
     assert any(r["aug"].get("duplicate_of_parent") for r in rows)  # lambda near 0 or 1
+    # --plot: inputs and mixed rows in the model's space, mixed rows by their argmax label
+    page = plot.read_text()
+    for label in ("even", "odd"):
+        assert f'"name":"original: {label}"' in page
+        assert f'"name":"mixed (argmax label): {label}"' in page
+    meta = json.loads((tmp_path / "aug.jsonl.meta.json").read_text())
+    assert meta["plot"]["points"] == {"original": 8, "generated": 12}
+    assert meta["plot"]["legend"]["generated"] == "mixed (argmax label)"
 
     again = tmp_path / "again.jsonl"
     assert run_cli("invmix", "generate", corpus, "-o", again, *args).exit_code == 0
@@ -305,9 +314,13 @@ def test_generate_fixed_lambda_llm_labels_and_resume(
     with monkeypatch.context() as patch:
         patch.setattr(InversionModel, "invert", interrupted)
         assert run_cli("invmix", "generate", corpus, "-o", resumed, *args).exit_code == 130
-    result = run_cli("invmix", "generate", corpus, "-o", resumed, *args)
+    plot = tmp_path / "resumed.png"
+    result = run_cli("invmix", "generate", corpus, "-o", resumed, *args, "--plot", plot)
     assert result.exit_code == 0 and "resuming: 8 rows already written" in result.stderr
     assert resumed.read_text() == full.read_text()
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000
+    meta = json.loads((tmp_path / "resumed.jsonl.meta.json").read_text())
+    assert meta["plot"]["points"]["generated"] == 10  # the resumed rows too
 
 
 def test_generate_llm_labels_with_the_appendix_a3_prompt(
@@ -744,6 +757,7 @@ def test_bad_input(
     for option, value, message in (
         ("--alpha", 0, "--alpha: must be positive"),
         ("--lam", 1.5, "--lam: must be between 0 and 1"),
+        ("--plot", tmp_path / "map.gif", "--plot: " + f"{tmp_path / 'map.gif'}: '.gif' is not"),
     ):
         result = run_cli(
             "invmix",
@@ -757,6 +771,11 @@ def test_bad_input(
             value,
         )
         assert_one_line_error(result, message)
+    assert not (tmp_path / "g.jsonl").exists()
+    result = run_cli(
+        "invmix", "reconstruct", corpus, "--model", trained, "-o", out, "--plot", out / "r.html"
+    )
+    assert_one_line_error(result, "'.html' is not a plot format (use .png, .jpg")
 
     # An encoder of another dimension than the adaptor's.
     from transformers import AutoTokenizer, BertConfig, BertModel

@@ -34,6 +34,19 @@ def test_cosine_to() -> None:
     assert np.allclose(cosine_to(vectors, np.array([2.0, 0])), [1, 0, -1])
 
 
+def test_embedding_map_samples_large_groups_and_draws_an_empty_one(tmp_path, monkeypatch) -> None:
+    from augtool.core import plotting
+
+    monkeypatch.setattr(plotting, "MAX_POINTS", 10)
+    vectors = np.random.default_rng(0).normal(size=(30, 5))
+    labels = ["a", "b", None] * 10
+    drawn = plotting.embedding_map(vectors, [], labels, [], tmp_path / "m.svg", title="t")
+    assert drawn["points"] == {"original": 10, "generated": 0}
+    assert drawn["rows"] == {"original": 30, "generated": 0}
+    page = (tmp_path / "m.svg").read_text()
+    assert "10 of 30, 0 of 0 shown" in page and "(no label)" in page
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     rows = read_jsonl(EXAMPLES / "intents-train.jsonl")
@@ -109,6 +122,8 @@ def test_mgd3_through_the_cli(corpus: Path, tiny_model_store, tmp_path: Path) ->
         tiny_model_store["st"],
         "-o",
         out,
+        "--plot",
+        tmp_path / "mgd3.html",
     )
     assert result.exit_code == 0, result.stderr
     rows = read_jsonl(out)
@@ -119,6 +134,34 @@ def test_mgd3_through_the_cli(corpus: Path, tiny_model_store, tmp_path: Path) ->
     assert {labels.count(label) for label in set(labels)} == {2}
     meta = json.loads(out.with_name("mgd3.jsonl.meta.json").read_text())
     assert meta["models"]["encoder"]["name"] == str(tiny_model_store["st"])
+    # --plot: the original and the condensed rows in the encoder's space, by label
+    page = (tmp_path / "mgd3.html").read_text()
+    for label in ("account", "billing", "shipping", "technical"):
+        assert f'"name":"original: {label}"' in page
+        assert f'"name":"condensed: {label}"' in page
+    plot = meta["plot"]
+    assert plot["path"] == str(tmp_path / "mgd3.html")
+    assert plot["points"] == {"original": 96, "generated": 8}
+    assert plot["legend"] == {"original": "original", "generated": "condensed"}
+
+
+def test_random_condense_plot_and_bad_plot_suffix(
+    corpus: Path, tiny_model_store, tmp_path: Path
+) -> None:
+    common = ("--m", 8, "--method", "random", "--encoder", tiny_model_store["st"])
+    out, plot = tmp_path / "random.jsonl", tmp_path / "maps" / "random.png"
+    result = run_cli("pinr", "condense", corpus, *common, "-o", out, "--plot", plot)
+    assert result.exit_code == 0, result.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000
+    meta = json.loads(out.with_name("random.jsonl.meta.json").read_text())
+    assert meta["plot"]["points"] == {"original": 96, "generated": 8}
+    assert meta["models"] == {}  # the plot's encoder is no model of the random baseline
+
+    bad = tmp_path / "bad.jsonl"
+    for name, fragment in (("map.bmp", "'.bmp' is not a plot format"), ("map", "no suffix")):
+        result = run_cli("pinr", "condense", corpus, *common, "-o", bad, "--plot", tmp_path / name)
+        assert_one_line_error(result, "--plot", fragment)
+    assert not bad.exists()
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +272,14 @@ def test_condense_refine_and_evaluate_through_the_cli(
     assert meta["models"]["refine_llm"]
 
     raw = tmp_path / "raw.jsonl"
-    result = run_cli("pinr", "condense", small, "--m", 4, "-o", raw, *common, "--no-refine")
+    plot = tmp_path / "raw.png"
+    result = run_cli(
+        "pinr", "condense", small, "--m", 4, "-o", raw, *common, "--no-refine", "--plot", plot
+    )
     assert result.exit_code == 0, result.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000
+    meta = json.loads(raw.with_name("raw.jsonl.meta.json").read_text())
+    assert meta["plot"]["points"] == {"original": 16, "generated": 4}
     unrefined = read_jsonl(raw)
     assert all(r["text"] == r["aug"]["decoded"] and not r["aug"]["refined"] for r in unrefined)
     assert [r["aug"]["decoded"] for r in unrefined] == [r["aug"]["decoded"] for r in rows]

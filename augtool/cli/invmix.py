@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -45,6 +45,15 @@ ModelOpt = Annotated[
 FolderOut = Annotated[Path, typer.Option("--output", "-o", help="Model folder to write.")]
 FileOut = Annotated[Path, typer.Option("--output", "-o", help="Output path.")]
 InputArg = Annotated[Path, typer.Argument(help="JSONL file.")]
+MapOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--plot",
+        help="Also write a 2D map (PCA) of the input rows and the generated rows in the "
+        "model's embedding space; the format follows the suffix: .png, .jpg, .svg, .pdf "
+        "or .html (interactive, needs plotly).",
+    ),
+]
 
 
 @app.command("warm-lm")
@@ -195,7 +204,7 @@ def reconstruct(
 ) -> None:
     """Invert the embeddings of real sentences: BLEU, exact match, Fig. 4b cosine groups."""
     from augtool.core.inversion.model import InversionModel
-    from augtool.core.plotting import reconstruction_map
+    from augtool.core.plotting import check_plot_path, reconstruction_map
     from augtool.data import build_meta, prepare_output, write_json, write_meta
     from augtool.data.jsonl import check_input_file
     from augtool.data.writer import atomic_write_text, sidecar
@@ -203,6 +212,7 @@ def reconstruct(
 
     started = time.time()
     settings = make_config(ctx, ReconstructConfig, config)
+    check_plot_path(plot, html=False)
     check_input_file(file)
     prepare_output(output, overwrite=overwrite, inputs=[file])
     inverter = InversionModel.load(model, device=settings.device, dtype=settings.dtype)
@@ -261,6 +271,7 @@ def generate(
     file: InputArg,
     model: ModelOpt,
     output: FileOut,
+    plot: MapOpt = None,
     overwrite: OverwriteOpt = False,
     skip_invalid: SkipInvalidOpt = False,
     config: ConfigOpt = None,
@@ -269,6 +280,7 @@ def generate(
     sentences with soft (or LLM) labels; resumable."""
     from augtool.core.generation.labels import label_set_from, load_label_set
     from augtool.core.inversion.model import InversionModel
+    from augtool.core.plotting import check_plot_path
     from augtool.data import (
         FieldMap,
         JsonlWriter,
@@ -284,6 +296,7 @@ def generate(
 
     started = time.time()
     settings = make_config(ctx, InvmixGenerateConfig, config)
+    check_plot_path(plot)
     check_input_file(file)
     prepare_output(output, overwrite=overwrite, inputs=[file])
     template = settings.label_template() if settings.labels == "llm" else None
@@ -333,6 +346,12 @@ def generate(
             records, inverter, settings, writer, labeller=labeller, reporter=reporter
         )
         writer.commit()
+    drawn = None
+    if plot is not None:  # after the commit: a plot never costs the rows
+        with progress_reporter() as reporter:
+            drawn = _generate_map(
+                records, summary.embeddings, inverter, output, plot, settings, reporter
+            )
     counts = {
         "planned": summary.total,
         "written": summary.written + summary.resumed,
@@ -350,6 +369,7 @@ def generate(
             started=started,
             models={"inversion": str(model), "llm": inverter.llm_info},
             extra={
+                "plot": drawn,
                 "labelling": {
                     "llm": settings.label_llm or inverter.llm_info["spec"],
                     "scoring": labeller.scoring,
@@ -357,7 +377,7 @@ def generate(
                     "labels": label_set.names if label_set else None,
                 }
                 if labeller
-                else None
+                else None,
             },
         ),
     )
@@ -368,6 +388,47 @@ def generate(
         )
     note = f", {summary.duplicates} identical to a parent dropped" if summary.duplicates else ""
     say(f"wrote {counts['written']} mixed rows to {output}{note}")
+    if plot is not None:
+        say(f"wrote the map of inputs and mixed rows to {plot}")
+
+
+def _generate_map(
+    records: list[Any],
+    embeddings: Any,
+    inverter: Any,
+    output: Path,
+    plot: Path,
+    settings: InvmixGenerateConfig,
+    reporter: Any,
+) -> dict[str, Any]:
+    """The inputs and every row of ``output`` (resumed ones too) in the model's embedding
+    space; mixed rows are coloured by their hard label: the argmax of ``label_dist`` for
+    soft labels, the LLM's label otherwise."""
+    from augtool.core.plotting import embedding_map
+
+    rows, _ = read_input(output, text_field=settings.text_field, label_field=settings.label_field)
+    texts = [r.text or "" for r in rows]
+    advance = reporter.task("embedding mixed rows", len(rows))
+    mixed = inverter.embed(texts, progress=advance) if texts else []
+    if embeddings is None:  # not computed by this run
+        embeddings = inverter.embed([r.text or "" for r in records])
+    soft = settings.labels == "soft"
+    labels = [
+        max(r.label_dist.items(), key=lambda item: item[1])[0] if r.label_dist else r.label
+        for r in rows
+    ]
+    return embedding_map(
+        embeddings,
+        mixed,
+        [r.label for r in records],
+        labels,
+        plot,
+        title=f"invmix: {len(records)} inputs and {len(rows)} mixed rows",
+        generated_name="mixed (argmax label)" if soft else "mixed (LLM label)",
+        original_texts=[r.text or "" for r in records],
+        generated_texts=texts,
+        seed=settings.seed,
+    )
 
 
 def _model_labels(model: Path) -> list[str]:
@@ -423,7 +484,7 @@ def intrusion(
     proportions by the folded mixing ratio max(lambda, 1-lambda)."""
     from augtool.core.generation import load_llm
     from augtool.core.generation.labels import label_set_from, load_label_set
-    from augtool.core.plotting import stacked_bins
+    from augtool.core.plotting import check_plot_path, stacked_bins
     from augtool.data import build_meta, prepare_output, write_json, write_meta
     from augtool.data.jsonl import check_input_file
     from augtool.methods.invmix.config import resolve_scoring
@@ -437,6 +498,7 @@ def intrusion(
 
     started = time.time()
     settings = make_config(ctx, IntrusionConfig, config)
+    check_plot_path(plot, html=False)
     check_input_file(file)
     prepare_output(output, overwrite=overwrite, inputs=[file])
     templates = {

@@ -181,6 +181,15 @@ def condense(
         Path | None,
         typer.Option("--decoder", help="A train-decoder folder (pinr and dallme need one)."),
     ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Also write a 2D map (PCA) of the original and the condensed rows in the "
+            "encoder's space; the format follows the suffix: .png, .jpg, .svg, .pdf or "
+            ".html (interactive, needs plotly).",
+        ),
+    ] = None,
     overwrite: OverwriteOpt = False,
     skip_invalid: SkipInvalidOpt = False,
     config: ConfigOpt = None,
@@ -192,6 +201,7 @@ def condense(
     from augtool.core.generation.jobs import write_failures
     from augtool.core.generation.labels import load_label_set
     from augtool.core.inversion.decoder import EmbeddingDecoder, read_decoder_info
+    from augtool.core.plotting import check_plot_path
     from augtool.data import FieldMap, JsonlWriter, build_meta, prepare_output, run_key, write_meta
     from augtool.data.jsonl import check_input_file
     from augtool.data.provenance import config_dict, file_fingerprint
@@ -211,6 +221,7 @@ def condense(
 
     started = time.time()
     settings = make_config(ctx, CondenseConfig, config)
+    check_plot_path(plot)
     check_input_file(file)
     qa = _qa(settings)
     decoding = settings.method in DECODING_METHODS
@@ -275,6 +286,8 @@ def condense(
         advance = reporter.task("embedding", len(texts))
         return encoder.encode(texts, progress=advance)
 
+    encoder: Any = None
+    embeddings: Any = None
     if settings.method in ("random", "mgd3"):
         if settings.method == "random":
             rows = random_rows(records, settings)
@@ -403,6 +416,13 @@ def condense(
             from augtool.methods.pinr.augpe import TEMPLATES
 
             extra["prompts"] = [t.describe() for t in TEMPLATES[(settings.pe_variation, bool(qa))]]
+    if plot is not None:  # after the commit: a plot never costs the rows
+        if encoder is None:  # --method random: the encoder the other methods condense in
+            encoder = load_encoder(settings.encoder, device=settings.device, prefix=prefix.text)
+        with progress_reporter() as reporter:
+            extra["plot"] = _condense_map(
+                records, texts, embeddings, encoder, output, plot, settings, reporter
+            )
     write_meta(
         output,
         build_meta(
@@ -419,6 +439,48 @@ def condense(
     report_rejects(output, rejects)
     split = ", ".join(f"{k or 'all'} {v}" for k, v in shares.items())
     say(f"wrote {counts['written']} condensed rows ({settings.method}; {split}) to {output}")
+    if plot is not None:
+        say(f"wrote the map of original and condensed rows to {plot}")
+
+
+def _condense_map(
+    records: list[Any],
+    texts: list[str],
+    embeddings: Any,
+    encoder: Any,
+    output: Path,
+    plot: Path,
+    settings: CondenseConfig,
+    reporter: Any,
+) -> dict[str, Any]:
+    """The original rows and every row of ``output`` in the condensing encoder's space
+    (Q&A rows embedded as ``question [SEP] answer``, as condensing does)."""
+    from augtool.core.plotting import embedding_map
+
+    if embeddings is None:  # --method random computed none
+        embeddings = encoder.encode(texts, progress=reporter.task("embedding", len(texts)))
+    rows, _, condensed_texts = _read_rows(
+        output,
+        text_field=settings.text_field,
+        label_field=settings.label_field,
+        qa=_qa(settings),
+        require_label=False,
+        skip_invalid=False,
+    )
+    advance = reporter.task("embedding condensed rows", len(rows))
+    condensed = encoder.encode(condensed_texts, progress=advance) if rows else []
+    return embedding_map(
+        embeddings,
+        condensed,
+        [r.label for r in records],
+        [r.label for r in rows],
+        plot,
+        title=f"pinr condense --method {settings.method}: {len(records)} rows to {len(rows)}",
+        generated_name="condensed",
+        original_texts=texts,
+        generated_texts=condensed_texts,
+        seed=settings.seed,
+    )
 
 
 @app.command("evaluate")

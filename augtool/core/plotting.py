@@ -134,3 +134,186 @@ def stacked_bins(
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+#: ``--plot`` suffixes: matplotlib's (static) and ``.html`` (plotly, interactive).
+STATIC_FORMATS = (".png", ".jpg", ".jpeg", ".svg", ".pdf")
+HTML_FORMAT = ".html"
+#: At most this many points of each group are drawn (a seeded sample beyond it).
+MAX_POINTS = 5000
+
+
+def check_plot_path(path: str | Path | None, *, html: bool = True) -> None:
+    """Refuse an unsupported ``--plot`` suffix before any work (``.html`` needs plotly)."""
+    from augtool.errors import OptionError
+
+    if path is None:
+        return
+    suffix = Path(path).suffix.lower()
+    allowed = STATIC_FORMATS + ((HTML_FORMAT,) if html else ())
+    if suffix not in allowed:
+        names = ", ".join(allowed[:-1]) + " or " + allowed[-1]
+        shown = f"'{suffix}'" if suffix else "no suffix"
+        raise OptionError("plot", f"{path}: {shown} is not a plot format (use {names})")
+    if suffix == HTML_FORMAT:
+        import importlib.util
+
+        if importlib.util.find_spec("plotly") is None:
+            raise ModuleNotFoundError("No module named 'plotly'", name="plotly")
+
+
+def _sample(count: int, seed: int) -> list[int]:
+    """Indices of the points drawn: all, or a seeded sample of ``MAX_POINTS``."""
+    if count <= MAX_POINTS:
+        return list(range(count))
+    import random
+
+    return sorted(random.Random(seed).sample(range(count), MAX_POINTS))
+
+
+def embedding_map(
+    originals: Any,
+    generated: Any,
+    original_labels: Sequence[str | None],
+    generated_labels: Sequence[str | None],
+    path: str | Path,
+    *,
+    title: str,
+    generated_name: str = "generated",
+    original_texts: Sequence[str] | None = None,
+    generated_texts: Sequence[str] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """2D PCA of original (dots) and generated (crosses) embeddings, coloured by label.
+
+    PNG/JPEG/SVG/PDF through matplotlib, ``.html`` through plotly (one trace per group and
+    label, named ``"<group>: <label>"``; hovering shows the text). Each group is drawn
+    whole up to ``MAX_POINTS`` rows, a seeded sample beyond. Returns what was drawn (for
+    ``<out>.meta.json``).
+    """
+    import numpy as np
+
+    from augtool.core.clustering.projection import project_2d
+
+    groups = []
+    width = np.asarray(originals if len(original_labels) else generated).shape[-1]
+    for name, vectors, labels, texts in (
+        ("original", originals, original_labels, original_texts),
+        (generated_name, generated, generated_labels, generated_texts),
+    ):
+        vectors = np.asarray(vectors, dtype=np.float64).reshape(len(labels), width)
+        keep = _sample(len(labels), seed)
+        groups.append(
+            {
+                "name": name,
+                "vectors": vectors[keep],
+                "labels": ["(no label)" if labels[i] is None else str(labels[i]) for i in keep],
+                "texts": [str(texts[i]) for i in keep] if texts is not None else None,
+                "total": len(labels),
+            }
+        )
+    first, second = groups
+    points = project_2d(np.concatenate([first["vectors"], second["vectors"]]), "pca", seed=seed)
+    first["xy"], second["xy"] = points[: len(first["labels"])], points[len(first["labels"]) :]
+    names = sorted({label for g in groups for label in g["labels"]})
+    shown = {g["name"]: len(g["labels"]) for g in groups}
+    if any(shown[g["name"]] < g["total"] for g in groups):
+        title += " (" + ", ".join(f"{shown[g['name']]} of {g['total']}" for g in groups) + " shown)"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == HTML_FORMAT:
+        _embedding_html(groups, names, path, title)
+    else:
+        _embedding_static(groups, names, path, title)
+    return {
+        "path": str(path),
+        "projection": "pca",
+        "legend": {"original": first["name"], "generated": second["name"]},
+        "points": {"original": len(first["labels"]), "generated": len(second["labels"])},
+        "rows": {"original": first["total"], "generated": second["total"]},
+    }
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _colour_table(names: Sequence[str]) -> dict[str, Any]:
+    plt = pyplot()
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def _embedding_static(
+    groups: list[dict[str, Any]], names: list[str], path: Path, title: str
+) -> None:
+    from matplotlib.lines import Line2D
+
+    plt = pyplot()
+    colours = _colour_table(names)
+    figure, axes = plt.subplots(figsize=(7.0, 5.4), dpi=120)
+    styles = ({"marker": "o", "s": 12, "alpha": 0.45}, {"marker": "x", "s": 30, "alpha": 0.9})
+    for group, style in zip(groups, styles, strict=True):
+        for name in names:
+            rows = [i for i, label in enumerate(group["labels"]) if label == name]
+            if rows:
+                xy = group["xy"][rows]
+                axes.scatter(xy[:, 0], xy[:, 1], color=colours[name], linewidths=1, **style)
+    handles = [
+        Line2D([], [], marker=s["marker"], linestyle="", color="0.3", label=g["name"])
+        for g, s in zip(groups, styles, strict=True)
+    ]
+    if len(names) <= 20:
+        handles += [
+            Line2D([], [], marker="s", linestyle="", color=colours[n], label=n) for n in names
+        ]
+    axes.legend(handles=handles, frameon=False, fontsize=7, loc="best")
+    axes.set_title(title, fontsize=9)
+    axes.set_xlabel("PCA 1")
+    axes.set_ylabel("PCA 2")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _embedding_html(groups: list[dict[str, Any]], names: list[str], path: Path, title: str) -> None:
+    from html import escape
+
+    import plotly.graph_objects as go
+    from matplotlib.colors import to_hex
+
+    colours = {name: to_hex(c) for name, c in _colour_table(names).items()}
+    symbols = (("circle", 6, 0.5), ("x", 8, 0.95))
+    figure = go.Figure()
+    for group, (symbol, size, opacity) in zip(groups, symbols, strict=True):
+        for name in names:
+            rows = [i for i, label in enumerate(group["labels"]) if label == name]
+            if not rows:
+                continue
+            texts = group["texts"]
+            hover = [escape(_short(texts[i])) if texts else "" for i in rows]
+            figure.add_trace(
+                go.Scattergl(
+                    x=group["xy"][rows, 0].tolist(),
+                    y=group["xy"][rows, 1].tolist(),
+                    mode="markers",
+                    name=f"{group['name']}: {name}",
+                    legendgroup=group["name"],
+                    text=hover,
+                    hovertemplate="%{text}<extra>%{fullData.name}</extra>",
+                    marker={
+                        "symbol": symbol,
+                        "size": size,
+                        "opacity": opacity,
+                        "color": colours[name],
+                    },
+                )
+            )
+    figure.update_layout(
+        title=title,
+        template="plotly_white",
+        xaxis_title="PCA 1",
+        yaxis_title="PCA 2",
+        legend={"itemsizing": "constant"},
+    )
+    figure.write_html(str(path), include_plotlyjs=True, full_html=True)

@@ -50,6 +50,8 @@ class GenerateSummary:
     duplicates: int = 0
     unlabelled: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The inputs' sentence embeddings (the model's encoder), for ``--plot``.
+    embeddings: np.ndarray | None = None
 
 
 def plan_mixes(records: list[Record], config: InvmixGenerateConfig) -> list[Mix]:
@@ -168,6 +170,7 @@ def run_generate(
     summary.resumed = len(mixes) - len(todo)
     advance = reporter.task("embedding inputs", len(records))
     embeddings = model.embed([r.text or "" for r in records], progress=advance)
+    summary.embeddings = embeddings
     advance = reporter.task("mixing and inverting", len(mixes), completed=summary.resumed)
     info = {
         "llm": model.llm_info["spec"],
