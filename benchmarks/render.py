@@ -433,9 +433,7 @@ def pinr_agnews() -> str:
         lines.append("| PInR, refined | " + " | ".join("not run" for _ in models) + " |")
     lines.append(
         f"| all {settings['pool_rows']:,} rows | "
-        + " | ".join(
-            f"{100 * full_rows[m]:.2f}" if m in full_rows else "not run" for m in models
-        )
+        + " | ".join(f"{100 * full_rows[m]:.2f}" if m in full_rows else "not run" for m in models)
         + " |"
     )
     tests = figures.get("tests", {})
@@ -667,6 +665,54 @@ def decoder_memory() -> str:
         f"{large - small:,} embeddings alone are {figures['vectors_mb_extra']:g} MiB."
     )
     return "\n".join(lines) + "\n\n" + notes + "\n\n" + _provenance(run) + "\n"
+
+
+def topex_generators() -> str:
+    """docs/topex.md: directed (the chosen cluster's members) vs undirected EDA vs none, at
+    +k samples per cluster member, per dataset."""
+    from augtool.core.metrics import paired_wilcoxon
+
+    table = bench_table("topex-generators")
+    sizes = sorted(
+        {int(m.split("-")[1]) for m in table.methods if m.startswith("topex@")},
+    )
+    generator = next(m for m in table.methods if m.startswith("topex@")).split("@")[1]
+    generator = generator.split("-")[0]
+    lines = [
+        "| dataset | + per member | base | directed (TopEx cluster) | undirected (random rows) "
+        "| directed − undirected | p |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def text(method: str, column) -> str:  # noqa: ANN001
+        mean, std, n = table.summary(method, column)
+        return "–" if n == 0 else f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+    for column in table.columns:
+        for k in sizes:
+            directed, undirected = f"topex@{generator}-{k}", f"topex@{generator}-{k}-random"
+            test = paired_wilcoxon(table.values(directed, column), table.values(undirected, column))
+            p = "–" if test.p_value is None else f"{test.p_value:.3f}"
+            lines.append(
+                f"| {column.dataset} K = {column.k} | +{k} | {text('base', column)} | "
+                f"{text(directed, column)} | {text(undirected, column)} | "
+                f"{100 * test.mean_difference:+.1f} points | {p} |"
+            )
+    rows = {}
+    for cell in bench_cells("topex-generators"):
+        if cell.get("status") == "ok" and cell["method"] != "base":
+            rows.setdefault(cell["method"], []).append(cell["n_augmented"])
+    means = {k: rows.get(f"topex@{generator}-{k}", [0]) for k in sizes}
+    added = ", ".join(f"+{k}: {sum(v) / len(v):.0f}" for k, v in means.items())
+    seeds = ", ".join(map(str, table.expected_seeds))
+    return (
+        "\n".join(lines).replace("| -", "| −")
+        + f"\n\n{generator.upper()} rows; accuracy (%), mean ± std over seeds {seeds}; p: "
+        f"paired two-sided Wilcoxon, directed vs undirected. Rows added per cell, on average: "
+        f"{added} (the undirected peer asks for as many). "
+        + _bench_provenance("topex-generators")
+        + "\n"
+    )
 
 
 RENDERERS: dict[str, Callable[[], str]] = {
