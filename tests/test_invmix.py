@@ -858,3 +858,20 @@ def test_invmix_is_a_bench_method(
     assert_one_line_error(
         run_cli("bench", bad, "-o", tmp_path / "run2"), "methods.invmix", "no such folder"
     )
+
+
+def test_a_relative_llm_path_is_saved_absolute(
+    tiny_st: Path, tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An adaptor trained with ``--llm hf:<relative folder>`` loads from another folder."""
+    from augtool.core.inversion.model import InversionModel
+
+    monkeypatch.chdir(tiny_llama.parent)
+    model = InversionModel.create(str(tiny_st), f"hf:{tiny_llama.name}")
+    assert model.llm_info["spec"] == f"hf:{tiny_llama.resolve()}"
+    model.save(tmp_path / "adaptor")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = InversionModel.load(tmp_path / "adaptor", device="cpu")
+    assert loaded.llm_info["fingerprint"] == model.llm_info["fingerprint"]

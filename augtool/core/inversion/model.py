@@ -65,6 +65,10 @@ def load_causal_lm(
     )
 
     name = hf_model_name(spec)
+    if Path(name).expanduser().is_dir():
+        # A local folder is recorded by its absolute path, so a model folder saved with it
+        # (an adaptor, a refined model) loads from any working directory.
+        name = str(Path(name).expanduser().resolve())
     quiet_transformers()
     source = resolve_model_source(name, "LLM")
     resolved_device = resolve_device(device)
