@@ -79,6 +79,25 @@ def _read_rows(
     return records, rejects or [], [qa_text(r, qa) for r in records]
 
 
+def _index_rows(file: Path, settings: Any, *, skip_invalid: bool) -> tuple[Any, list[Any]]:
+    """The rows to train on, validated as :func:`_read_rows` does (duplicate ids included)
+    but kept as byte offsets (:class:`~augtool.data.corpus.CorpusIndex`), and the rejects.
+    Texts are read back from disk a batch at a time, so memory stays flat in the file size."""
+    from augtool.data.corpus import index_corpus
+    from augtool.data.jsonl import RecordSpec
+    from augtool.data.records import FieldMap
+    from augtool.methods.pinr.qa import index_qa
+
+    rejects: list[Any] | None = [] if skip_invalid else None
+    qa = _qa(settings)
+    if qa is not None:
+        index = index_qa(file, qa, rejects=rejects)
+    else:
+        spec = RecordSpec(fields=FieldMap(text=settings.text_field, label="label"))
+        index = index_corpus(file, spec=spec, rejects=rejects, unique_ids=True)
+    return index, rejects or []
+
+
 def _qa(settings: Any) -> QAFields | None:
     if settings.question_field is None:
         return None
@@ -110,16 +129,9 @@ def train_decoder(
     settings = make_config(ctx, PinrDecoderConfig, config)
     prefix = resolve_prefix(settings.prefix)
     settings = replace(settings, prefix=prefix.text if prefix else "")
-    records, rejects, texts = _read_rows(
-        file,
-        text_field=settings.text_field,
-        label_field="label",
-        qa=_qa(settings),
-        require_label=False,
-        skip_invalid=skip_invalid,
-    )
+    texts, rejects = _index_rows(file, settings, skip_invalid=skip_invalid)
     if settings.max_samples:
-        texts = texts[: settings.max_samples]
+        texts = texts.head(settings.max_samples)
     with progress_reporter() as reporter:
         result = run(texts, settings, output, overwrite=overwrite, reporter=reporter)
     write_meta(

@@ -90,8 +90,17 @@ class DecoderProjection(nn.Module):
         embeddings = embeddings.to(self.center.device, torch.float32)
         center = embeddings.mean(dim=0)
         spread = (embeddings - center).pow(2).mean().sqrt()
-        self.center.copy_(center)
-        self.scale.copy_(1.0 / spread.clamp_min(1e-6) if len(embeddings) > 1 else 1.0)
+        self.set_input_stats(center, spread, len(embeddings))
+
+    def set_input_stats(
+        self, center: torch.Tensor | np.ndarray, spread: torch.Tensor | float, count: int
+    ) -> None:
+        """What :meth:`fit_inputs` sets, from statistics computed elsewhere (a trainer
+        streams them from the embeddings on disk): the mean of ``count`` embeddings and
+        the root mean square of their centred values over all dimensions."""
+        spread = torch.as_tensor(spread, dtype=torch.float32, device=self.center.device)
+        self.center.copy_(torch.as_tensor(center, dtype=torch.float32))
+        self.scale.copy_(1.0 / spread.clamp_min(1e-6) if count > 1 else 1.0)
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Inversion input: ``(B, num_tokens, model_dim)``."""

@@ -10,6 +10,13 @@ them, adding the inversion loss so that the first pass is not forgotten. Decodin
 batch rather than for the whole corpus up front lets a time budget (``max_minutes``) stop
 anywhere, and a resumed run decodes the same hypotheses from the same weights.
 
+Memory stays flat in the corpus size: the texts come as a list or, from the CLI, as a
+:class:`~augtool.data.corpus.CorpusIndex` (byte offsets; a batch's texts are read from
+disk when it is drawn), and their embeddings are computed once, a chunk at a time, into
+``<output>.partial/embeddings.npy`` (:mod:`augtool.data.vectors`), from which each batch
+reads its rows. A rerun reuses that file when it holds the same texts embedded by the
+same encoder (row count and fingerprint), and recomputes it otherwise.
+
 Work goes to ``<output>.partial`` and is renamed at the end. Checkpoints (weights as
 safetensors, optimizer state, a json with step, epoch, losses and the torch RNG state) are
 written every ``save_every`` steps and at each epoch end; batch order is drawn from
@@ -20,12 +27,15 @@ uninterrupted run.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -37,12 +47,19 @@ from augtool.core.inversion.decoder import DECODER_FILE, EmbeddingDecoder
 from augtool.core.inversion.decoder_config import DecoderConfig
 from augtool.core.progress import SILENT, Reporter
 from augtool.core.seed import set_seed
-from augtool.data.provenance import config_dict, run_key
+from augtool.data.corpus import CorpusIndex
+from augtool.data.provenance import config_dict
+from augtool.data.vectors import VectorFile, VectorReader
 from augtool.data.writer import check_output_folder, publish_folder
 from augtool.errors import AugtoolError
 
 CHECKPOINT_DIR = "checkpoint"
 TRAIN_LOG = "train_log.jsonl"
+#: The training texts' embeddings (float32 .npy) and their record, in ``<output>.partial``.
+EMBEDDINGS_FILE = "embeddings.npy"
+_EMBEDDINGS_KEPT = (EMBEDDINGS_FILE, "embeddings.json")
+#: Texts embedded (and rows of statistics summed) at a time: what bounds the memory used.
+_CHUNK = 2048
 # Fields that do not change the trained weights: a rerun with other values still resumes.
 _NOT_IN_RUN_KEY = ("device", "save_every", "text_field", "max_minutes")
 
@@ -90,18 +107,84 @@ def _hypotheses(
     return texts, embeddings.to(decoder.device)
 
 
-def _subsample(texts: list[str], config: DecoderConfig) -> list[str]:
-    """Non-blank texts, cut to a seeded random ``max_samples`` subset (in input order)."""
-    kept = [text for text in texts if text and text.strip()]
+class _Texts:
+    """The training texts, by row: a list in memory, or a corpus index read from disk."""
+
+    def __init__(self, texts: Sequence[str] | CorpusIndex, handle: BinaryIO | None) -> None:
+        self.texts, self.handle = texts, handle
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def read(self, rows: Sequence[int]) -> list[str]:
+        if isinstance(self.texts, CorpusIndex):
+            assert self.handle is not None
+            return self.texts.read(self.handle, list(rows))
+        return [self.texts[i] for i in rows]
+
+    def chunks(self, first: int = 0) -> Iterator[tuple[int, list[str]]]:
+        """``(first row, texts)`` in order from row ``first``, :data:`_CHUNK` at a time."""
+        for start in range(first, len(self), _CHUNK):
+            yield start, self.read(range(start, min(start + _CHUNK, len(self))))
+
+
+def _subsample(texts: Sequence[str] | CorpusIndex, config: DecoderConfig) -> Any:
+    """Non-blank texts, cut to a seeded random ``max_samples`` subset (in input order). An
+    index holds non-blank rows only (its texts are validated), and is cut the same way."""
+    kept = texts if isinstance(texts, CorpusIndex) else [t for t in texts if t and t.strip()]
     if config.max_samples is not None and len(kept) > config.max_samples:
         rng = np.random.default_rng(config.seed)
         chosen = np.sort(rng.choice(len(kept), size=config.max_samples, replace=False))
+        if isinstance(kept, CorpusIndex):
+            return kept.subset(chosen)
         kept = [kept[i] for i in chosen]
     return kept
 
 
+def _keys(settings: dict[str, Any], encoder: Encoder, texts: _Texts) -> tuple[str, str]:
+    """The run key, ``run_key("decoder", settings, encoder.fingerprint, texts)`` of the
+    texts as a list (the same hash, streamed: nothing is held), and the fingerprint of the
+    texts' embeddings (encoder, prompt prefix included, and texts), in one pass."""
+    dumps = {"sort_keys": True, "default": str, "ensure_ascii": False}
+    head = json.dumps(["decoder", settings, encoder.fingerprint], **dumps)
+    run, embedded = hashlib.sha256(), hashlib.sha256()
+    run.update((head[:-1] + ", [").encode("utf-8"))
+    embedded.update(encoder.fingerprint.encode("utf-8"))
+    for start, chunk in texts.chunks():
+        blob = ", ".join(json.dumps(text, ensure_ascii=False) for text in chunk)
+        piece = ((", " if start else "") + blob).encode("utf-8")
+        run.update(piece)
+        embedded.update(piece)
+    run.update(b"]]")
+    return run.hexdigest()[:32], embedded.hexdigest()[:32]
+
+
+def _embed(texts: _Texts, encoder: Encoder, store: VectorFile, reporter: Reporter) -> None:
+    """Fill ``store`` with the texts' embeddings, a chunk at a time, from the first row it
+    lacks (a complete file for these texts and this encoder is reused as it is)."""
+    done = store.done
+    advance = reporter.task("embedding training texts", len(texts), completed=done)
+    if done:
+        reporter.log(f"reusing {done} embedded training text(s) from {store.path}")
+    for start, chunk in texts.chunks(done):
+        store.write(start, encoder.encode(chunk, progress=advance))
+
+
+def _input_stats(vectors: VectorReader) -> tuple[np.ndarray, float]:
+    """Mean and root mean square of the centred values (all dimensions) of the stored
+    embeddings, streamed in float64 in two passes; the decoder's input scaling."""
+    total = np.zeros(vectors.dim, dtype=np.float64)
+    for block in vectors.blocks(_CHUNK):
+        total += block.sum(axis=0, dtype=np.float64)
+    center = total / len(vectors)
+    squares = 0.0
+    for block in vectors.blocks(_CHUNK):
+        squares += float(np.square(block - center).sum())
+    return center.astype(np.float32), math.sqrt(squares / (len(vectors) * vectors.dim))
+
+
 def train_decoder(
-    texts: list[str],
+    texts: Sequence[str] | CorpusIndex,
     config: DecoderConfig,
     output: str | Path,
     *,
@@ -110,19 +193,32 @@ def train_decoder(
 ) -> DecoderTrainResult:
     """Train a decoder for ``config.encoder`` on ``texts`` and save it at ``output``.
 
-    Rerunning the same job (same texts and config) after an interruption resumes from the
-    last checkpoint in ``<output>.partial``.
+    ``texts`` is a list, or a :class:`~augtool.data.corpus.CorpusIndex` whose rows are read
+    from disk a batch at a time. Rerunning the same job (same texts and config) after an
+    interruption resumes from the last checkpoint in ``<output>.partial``.
     """
     output = Path(output)
     check_output_folder(output, overwrite=overwrite, marker=DECODER_FILE, kind="decoder")
-    texts = list(texts)
-    blank = sum(1 for text in texts if not (text and text.strip()))
+    if isinstance(texts, CorpusIndex):
+        blank = 0  # an index holds validated, non-blank rows only
+    else:
+        texts = list(texts)
+        blank = sum(1 for text in texts if not (text and text.strip()))
     texts = _subsample(texts, config)
-    if not texts:
+    if not len(texts):
         raise AugtoolError("training the decoder needs at least one non-empty text")
     if blank:
         reporter.log(f"skipping {blank} empty text(s)")
 
+    with ExitStack() as stack:
+        handle = stack.enter_context(texts.open()) if isinstance(texts, CorpusIndex) else None
+        return _train(_Texts(texts, handle), config, output, stack, reporter)
+
+
+def _train(
+    texts: _Texts, config: DecoderConfig, output: Path, stack: ExitStack, reporter: Reporter
+) -> DecoderTrainResult:
+    """:func:`train_decoder` once its texts are chosen (and their file is open)."""
     set_seed(config.seed)
     encoder = load_encoder(
         config.encoder,
@@ -138,16 +234,24 @@ def train_decoder(
         source = warm_start_source(encoder)
         check_warm_lengths(source.max_positions, config.num_tokens, config.max_length)
     settings = {k: v for k, v in config_dict(config).items() if k not in _NOT_IN_RUN_KEY}
-    key = run_key("decoder", settings, encoder.fingerprint, texts)
+    key, embeddings_key = _keys(settings, encoder, texts)
     staging = output.with_name(output.name + ".partial")
     checkpoint = Checkpoint(staging / CHECKPOINT_DIR, key)
     saved = checkpoint.load()
-    if saved is None and staging.exists():
-        shutil.rmtree(staging)
+    if saved is None and staging.exists():  # another job's work; its embeddings may serve
+        for item in staging.iterdir():
+            if item.is_dir():
+                shutil.rmtree(item)
+            elif item.name not in _EMBEDDINGS_KEPT:
+                item.unlink()
     staging.mkdir(parents=True, exist_ok=True)
 
-    advance_embed = reporter.task("embedding training texts", len(texts))
-    vectors_np = encoder.encode(texts, progress=advance_embed)
+    # Loaded here whether or not the embeddings are on disk: loading may draw on the RNG,
+    # and the decoder below must start from the same state either way.
+    encoder.load()
+    store = VectorFile(staging / EMBEDDINGS_FILE, len(texts), embeddings_key)
+    _embed(texts, encoder, store, reporter)
+    vectors = stack.enter_context(store.reader())
     decoder = EmbeddingDecoder.create(
         config.seq2seq,
         encoder,
@@ -156,8 +260,12 @@ def train_decoder(
         max_length=config.max_length,
         seed=config.seed,
     )
-    vectors = torch.as_tensor(vectors_np, dtype=torch.float32, device=decoder.device)
-    decoder.projection.fit_inputs(vectors)
+    center, spread = _input_stats(vectors)
+    decoder.projection.set_input_stats(center, spread, len(vectors))
+
+    def batch_vectors(rows: list[int]) -> torch.Tensor:
+        return torch.from_numpy(vectors.take(rows)).to(decoder.device)
+
     parameters = decoder.parameters()
     optimizer = torch.optim.AdamW(parameters, lr=config.lr)
 
@@ -203,16 +311,13 @@ def train_decoder(
             if stopped:
                 break
             rows = order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
-            batch_texts = [texts[i] for i in rows]
+            batch_texts = texts.read(rows)
+            batch = batch_vectors(rows)
             if correcting:  # decoded before the graph of this step's losses is built
-                hypotheses, hypothesis_vectors = _hypotheses(
-                    decoder, encoder, vectors[rows], config
-                )
-            loss = decoder.loss(vectors[rows], batch_texts)
+                hypotheses, hypothesis_vectors = _hypotheses(decoder, encoder, batch, config)
+            loss = decoder.loss(batch, batch_texts)
             if correcting:
-                correction = decoder.loss(
-                    vectors[rows], batch_texts, hypotheses, hypothesis_vectors
-                )
+                correction = decoder.loss(batch, batch_texts, hypotheses, hypothesis_vectors)
                 loss = (loss + correction) / 2
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -260,6 +365,8 @@ def train_decoder(
     decoder.eval()
     decoder.training = config_dict(config)
     shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
+    stack.close()  # the embeddings file is no part of the decoder
+    store.remove()
     decoder.save(staging)
     with (staging / TRAIN_LOG).open("w", encoding="utf-8") as handle:
         for record in progress["history"]:

@@ -16,12 +16,12 @@ Its tokenizer behaves like a causal LM's: ``[CLS]`` is the beginning of sequence
 token added to a text), ``[SEP]`` the end of sequence (appended to every training
 sentence, so generation stops there) and ``[PAD]`` the padding.
 
-The corpus is indexed once (byte offset of each row, validated) and read back from disk a
-batch at a time, so memory stays flat in the corpus size. Work goes to ``<out>.partial``
-and is published at the end; checkpoints (safetensors weights, optimizer, progress) are
-written every ``save_every`` steps and at each epoch end. Batch order is drawn from
-``(seed, epoch)`` and dropout from ``(seed, step)``, so rerunning an interrupted job
-resumes and ends with the weights of an uninterrupted run.
+The corpus is indexed once (byte offset of each row, validated; :mod:`augtool.data.corpus`)
+and read back from disk a batch at a time, so memory stays flat in the corpus size. Work
+goes to ``<out>.partial`` and is published at the end; checkpoints (safetensors weights,
+optimizer, progress) are written every ``save_every`` steps and at each epoch end. Batch
+order is drawn from ``(seed, epoch)`` and dropout from ``(seed, step)``, so rerunning an
+interrupted job resumes and ends with the weights of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -29,22 +29,20 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-import numpy as np
 import torch
 
 from augtool.core.budget import STOPPED_BY_BUDGET, TimeBudget
 from augtool.core.checkpoint import Checkpoint
 from augtool.core.progress import SILENT, Reporter
-from augtool.data.jsonl import RecordSpec, Rejected, check_input_file, iter_numbered_records
+from augtool.data.corpus import index_corpus
+from augtool.data.jsonl import Rejected
 from augtool.data.provenance import config_dict, environment, file_fingerprint, run_key, utc_now
-from augtool.data.records import FieldMap
 from augtool.data.writer import check_output_folder, publish_folder
-from augtool.errors import DataError, ModelError, OptionError
+from augtool.errors import ModelError, OptionError
 from augtool.methods.invmix.config import WarmLMConfig
 
 WARM_LM_FILE = "warm_lm.json"
@@ -109,65 +107,6 @@ def bert_source(spec: str) -> str:
             "--llm hf:<model> instead",
         )
     return source
-
-
-@dataclass
-class CorpusIndex:
-    """Byte offsets of the corpus rows to train on; texts are read back a batch at a time."""
-
-    path: Path
-    offsets: np.ndarray
-    spec: RecordSpec
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-    def read(self, handle: BinaryIO, rows: list[int]) -> list[str]:
-        """The texts of ``rows`` (indices into the index), read from the open file."""
-        from augtool.data.jsonl import parse_row
-
-        texts = []
-        for row in rows:
-            offset = int(self.offsets[row])
-            handle.seek(offset)
-            raw = handle.readline()
-            if offset == 0 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            record = parse_row(json.loads(raw.decode("utf-8")), self.spec, "row")
-            texts.append(record.text or "")
-        return texts
-
-
-def index_corpus(
-    path: str | Path,
-    text_field: str = "text",
-    *,
-    limit: int | None = None,
-    rejects: list[Rejected] | None = None,
-) -> CorpusIndex:
-    """Validate the corpus (every row up to the ``limit``-th good one) and note where each
-    good row starts; a bad row is a one-line error naming the file and line, or goes to
-    ``rejects``. Holds one integer per line, never the texts."""
-    path = check_input_file(path)
-    spec = RecordSpec(fields=FieldMap(text=text_field), require_text=True)
-    starts = array("q")
-    position = 0
-    with path.open("rb") as handle:
-        for line in handle:
-            starts.append(position)
-            position += len(line)
-    kept = array("q")
-    rejected_before = len(rejects) if rejects is not None else 0
-    for line_number, _, _ in iter_numbered_records(path, spec, rejects=rejects):
-        kept.append(starts[line_number - 1])
-        if limit is not None and len(kept) >= limit:
-            break
-    if not kept:
-        rejected = (len(rejects) - rejected_before) if rejects is not None else 0
-        if rejected:
-            raise DataError(path, f"no valid records ({rejected} rows rejected)")
-        raise DataError(path, "no records (the file is empty)")
-    return CorpusIndex(path, np.frombuffer(kept, dtype=np.int64).copy(), spec)
 
 
 def causal_tokenizer(source: str) -> Any:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from augtool.core.generation.jobs import ReplyRejected
+from augtool.data.corpus import CorpusIndex, index_corpus
 from augtool.data.jsonl import RecordSpec, iter_numbered_records, reject_row
 from augtool.data.records import FieldMap, Record
 from augtool.errors import DataError
@@ -77,6 +78,26 @@ def parse_qa_reply(reply: str) -> tuple[str, str]:
     return question, answer
 
 
+def _answer_problem(record: Record, fields: QAFields) -> str | None:
+    """Why a Q&A row's answer is unusable, or None when it is fine."""
+    answer = record.extra.get(fields.answer)
+    if fields.answer not in record.extra:
+        present = ", ".join(sorted({fields.question, *record.extra})) or "none"
+        return (
+            f'missing field "{fields.answer}" (fields present: {present}; '
+            "map another one with --answer-field)"
+        )
+    if not isinstance(answer, str):
+        return f'field "{fields.answer}" must be a string'
+    if not answer.strip():
+        return f'field "{fields.answer}" is empty'
+    return None
+
+
+def _qa_spec(fields: QAFields, label_field: str) -> RecordSpec:
+    return RecordSpec(fields=FieldMap(text=fields.question, label=label_field))
+
+
 def read_qa(
     path: Path,
     fields: QAFields,
@@ -86,24 +107,14 @@ def read_qa(
 ) -> list[Record]:
     """Q&A rows, validated up front (one error naming file and line): ``record.text`` is
     the question, the answer stays in ``record.extra`` under its own name."""
-    spec = RecordSpec(fields=FieldMap(text=fields.question, label=label_field))
     records: list[Record] = []
     seen: dict[str, int] = {}
+    spec = _qa_spec(fields, label_field)
     for line, raw, record in iter_numbered_records(path, spec, rejects=rejects):
-        answer = record.extra.get(fields.answer)
-        if fields.answer not in record.extra:
-            present = ", ".join(sorted({fields.question, *record.extra})) or "none"
-            reason = (
-                f'missing field "{fields.answer}" (fields present: {present}; '
-                "map another one with --answer-field)"
-            )
-        elif not isinstance(answer, str):
-            reason = f'field "{fields.answer}" must be a string'
-        elif not answer.strip():
-            reason = f'field "{fields.answer}" is empty'
-        elif record.id in seen:
+        reason = _answer_problem(record, fields)
+        if reason is None and record.id in seen:
             reason = f'duplicate id "{record.id}" (first seen at line {seen[record.id]})'
-        else:
+        if reason is None:
             seen[record.id] = line
             records.append(record)
             continue
@@ -111,6 +122,30 @@ def read_qa(
     if not records:
         raise DataError(path, "no valid Q&A records")
     return records
+
+
+def index_qa(
+    path: Path,
+    fields: QAFields,
+    *,
+    label_field: str = "label",
+    rejects: list | None = None,
+) -> CorpusIndex:
+    """Q&A rows validated as :func:`read_qa` does, kept as byte offsets (nothing else held);
+    each reads back as its ``question [SEP] answer`` text."""
+    try:
+        return index_corpus(
+            path,
+            rejects=rejects,
+            spec=_qa_spec(fields, label_field),
+            check=lambda record: _answer_problem(record, fields),
+            text_of=lambda record: qa_text(record, fields),
+            unique_ids=True,
+        )
+    except DataError as exc:
+        if exc.reason.startswith(("no valid records", "no records")):  # as read_qa says it
+            raise DataError(path, "no valid Q&A records") from exc
+        raise
 
 
 def qa_text(record: Record, fields: QAFields) -> str:
