@@ -326,8 +326,9 @@ def trec_bench_wilcoxon() -> str:
             differences += [a[s] - b[s] for s in a if s in b]
         mean = 100 * sum(differences) / len(differences)
         name = TREC_NAMES.get(first, (first,))[0].split(" (")[0]
+        other = TREC_NAMES.get(second, (second,))[0].split(" (")[0]
         lines.append(
-            f"| {name} vs {second} | {mean:+.1f} points | "
+            f"| {name} vs {other} | {mean:+.1f} points | "
             + " | ".join(p_text(row["columns"][c.label]) for c in table.columns)
             + f" | {p_text(row['pooled'])} |"
         )
