@@ -732,6 +732,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "baselines-performance": baselines_performance,
     "inversion-quality": inversion_quality,
     "decoder-memory": decoder_memory,
+    "topex-generators": topex_generators,
 }
 
 
