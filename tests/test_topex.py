@@ -813,7 +813,8 @@ def test_bad_prompt_options_fail_before_any_model(explored: Path, tmp_path: Path
     assert not (tmp_path / "a.jsonl").exists()
 
 
-def test_topex_is_a_bench_method(tiny_model_store, tiny_llama: Path, tmp_path: Path) -> None:
+def planted_bench_config(tmp_path: Path, encoder: Path, methods: dict, **extra) -> Path:
+    """A one-cell-per-method bench config on planted keyword data (tiny task model)."""
     import yaml
 
     rows, _ = planted(keyword_rows(12, seed=3, prefix="b"))
@@ -825,22 +826,28 @@ def test_topex_is_a_bench_method(tiny_model_store, tiny_llama: Path, tmp_path: P
                 "datasets": {"kw": {"train": str(data), "test": str(data)}},
                 "k": [6],
                 "seeds": [1],
-                "task_model": {"encoder": str(tiny_model_store["st"]), "epochs": 2},
-                "methods": {
-                    "base": {},
-                    "topex": {
-                        "llm": f"hf:{tiny_llama}",
-                        "encoder": str(tiny_model_store["st"]),
-                        "n": 3,
-                        "error_threshold": 0.25,  # 18 rows: clusters of mistakes are small
-                        "max_new_tokens": 16,
-                        "device": "cpu",
-                    },
-                },
-                "per_original": 1,
+                "task_model": {"encoder": str(encoder), "epochs": 2},
+                "methods": methods,
+                **extra,
             }
         )
     )
+    return config
+
+
+def test_topex_is_a_bench_method(tiny_model_store, tiny_llama: Path, tmp_path: Path) -> None:
+    methods = {
+        "base": {},
+        "topex": {
+            "llm": f"hf:{tiny_llama}",
+            "encoder": str(tiny_model_store["st"]),
+            "n": 3,
+            "error_threshold": 0.25,  # 18 rows: clusters of mistakes are small
+            "max_new_tokens": 16,
+            "device": "cpu",
+        },
+    }
+    config = planted_bench_config(tmp_path, tiny_model_store["st"], methods, per_original=1)
     run = tmp_path / "run"
     result = run_cli("bench", config, "-o", run)
     assert result.exit_code == 0, result.stderr
@@ -966,33 +973,19 @@ def test_bench_compares_directed_and_undirected_eda_as_variants(
 ) -> None:
     """``topex@...`` entries run the topex method with their own options: EDA on the chosen
     cluster's members against as many EDA rows from random rows of the sample."""
-    import yaml
-
-    rows, _ = planted(keyword_rows(12, seed=3, prefix="b"))
-    data = write_jsonl(tmp_path / "train.jsonl", rows)
     shared = {
         "generator": "eda",
         "encoder": str(tiny_model_store["st"]),
         "error_threshold": 0.25,
         "per_member": 2,
     }
-    config = tmp_path / "bench.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "datasets": {"kw": {"train": str(data), "test": str(data)}},
-                "k": [6],
-                "seeds": [1],
-                "task_model": {"encoder": str(tiny_model_store["st"]), "epochs": 2},
-                "methods": {
-                    "base": {},
-                    "topex@eda-2": shared,
-                    "topex@eda-2-random": {**shared, "direction": "random"},
-                },
-                "compare": [["topex@eda-2", "topex@eda-2-random"]],
-            }
-        )
-    )
+    methods = {
+        "base": {},
+        "topex@eda-2": shared,
+        "topex@eda-2-random": {**shared, "direction": "random"},
+    }
+    compare = [["topex@eda-2", "topex@eda-2-random"]]
+    config = planted_bench_config(tmp_path, tiny_model_store["st"], methods, compare=compare)
     run = tmp_path / "run"
     result = run_cli("bench", config, "-o", run)
     assert result.exit_code == 0, result.stderr

@@ -374,13 +374,7 @@ def augment(
             models={"llm": llm.identity()},
             counts={**summary.as_dict(), "kept": kept},
             extra={
-                "explore_folder": str(saved.folder),
-                "cluster": {
-                    "id": target.cluster["id"],
-                    "name": target.cluster["name"],
-                    "error_rate": target.cluster["error_rate"],
-                },
-                "target_label": target.label,
+                **_target_meta(saved, target),
                 "shots": settings.shots,
                 "prompt": prompt.describe(settings.shots),
             },
@@ -398,6 +392,19 @@ def augment(
         f"wrote {kept} samples for cluster {target.cluster['id']} "
         f"({target.cluster['name']!r}, label {target.label}) to {output}"
     )
+
+
+def _target_meta(saved: Any, target: Any) -> dict[str, Any]:
+    """The meta fields every ``topex augment`` run records about what it augmented."""
+    return {
+        "explore_folder": str(saved.folder),
+        "cluster": {
+            "id": target.cluster["id"],
+            "name": target.cluster["name"],
+            "error_rate": target.cluster["error_rate"],
+        },
+        "target_label": target.label,
+    }
 
 
 def _augment_locally(
@@ -466,13 +473,7 @@ def _augment_locally(
                 "kept": kept,
             },
             extra={
-                "explore_folder": str(saved.folder),
-                "cluster": {
-                    "id": target.cluster["id"],
-                    "name": target.cluster["name"],
-                    "error_rate": target.cluster["error_rate"],
-                },
-                "target_label": target.label,
+                **_target_meta(saved, target),
                 "generator": spec.describe(),
                 "per_member": per_member,
             },
