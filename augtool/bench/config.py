@@ -111,15 +111,12 @@ def _k_values(raw: Any, path: Path) -> list[int | str]:
 
 def load_bench_config(path: str | Path) -> BenchConfig:
     """Read and check a bench config (keys, types, methods, files, K against classes)."""
-    import yaml
+    from augtool.core.yamlfile import load_yaml_file
 
     path = Path(path)
     if not path.is_file():
         raise AugtoolError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise config_error(path, f"invalid YAML ({exc})") from exc
+    data = load_yaml_file(path)
     if not isinstance(data, dict):
         raise config_error(path, "expected a mapping of settings")
     unknown = sorted(set(data) - TOP_LEVEL_KEYS)

@@ -25,10 +25,12 @@ from augtool.cli import (
     topex,
     train,
 )
+from augtool.cli.group import OneLineErrorGroup
 from augtool.cli.helptext import flow_help
 
 app = typer.Typer(
     name="augtool",
+    cls=OneLineErrorGroup,
     help="Text data augmentation and condensation: inversedMixup, TopEx, PInR, LM-mixup "
     "and the baselines they are judged against. JSONL in, JSONL out.",
     no_args_is_help=True,

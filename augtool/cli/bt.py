@@ -55,8 +55,8 @@ def bt(
     operational = {"batch_size", "device"}
     key = run_key(
         "bt",
-        {k: v for k, v in config_dict(settings).items() if k not in operational},
-        file_fingerprint(file),
+        settings={k: v for k, v in config_dict(settings).items() if k not in operational},
+        input=file_fingerprint(file),
     )
     fields = FieldMap(text=settings.text_field, label=settings.label_field)
     engine = build_engine(settings, warn=print_warning)

@@ -49,7 +49,9 @@ def handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            check_option_ranges(kwargs)
+            with output_lock(kwargs.get("output")):
+                return func(*args, **kwargs)
         except AugtoolError as exc:
             print_error(str(exc))
             raise typer.Exit(exc.exit_code) from None
@@ -70,6 +72,45 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def check_option_ranges(kwargs: dict[str, Any]) -> None:
+    """Every numeric option's range (:mod:`augtool.core.option_ranges`), before any work.
+
+    Options generated from a config dataclass reach the command through the click
+    context rather than as arguments, so both are checked.
+    """
+    from augtool.core.option_ranges import check_ranges
+
+    context = next((v for v in kwargs.values() if isinstance(v, typer.Context)), None)
+    context = context or _current_context()
+    values = dict(context.params) if context is not None else {}
+    values.update(kwargs)
+    check_ranges(values)
+
+
+def output_lock(output: Any) -> Any:
+    """Hold ``--output``'s write lock for the whole command (one writer per output).
+
+    A no-op when the command has no output path or its folder does not exist yet (the
+    writer inside creates it and takes the same, re-entrant, lock).
+    """
+    import contextlib
+
+    from augtool.data.lock import OutputLock
+
+    if not isinstance(output, Path) or str(output) == "-" or not output.parent.is_dir():
+        return contextlib.nullcontext()
+    return OutputLock(output)
+
+
+def _current_context() -> Any:
+    """The running command's context (typer >= 0.26 vendors click under ``typer._click``)."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - older typer on the real click
+        from click import get_current_context
+    return get_current_context(silent=True)
 
 
 def explicit_params(ctx: typer.Context) -> set[str]:

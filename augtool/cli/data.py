@@ -44,14 +44,19 @@ def validate(
 ) -> None:
     """Check every row (JSON, fields, types, empty text, duplicate ids); exit 1 on problems."""
     from augtool.cli.console import print_error
+    from augtool.data import FieldMap, RecordSpec, read_records
+    from augtool.errors import DataError
 
-    records, rejects = read_input(
-        files,
-        text_field=text_field,
-        label_field=label_field,
-        require_label=require_label,
-        skip_invalid=True,
+    spec = RecordSpec(
+        fields=FieldMap(text=text_field, label=label_field), require_label=require_label
     )
+    rejects: list = []
+    try:
+        records = read_records(files, spec, rejects=rejects)
+    except DataError:
+        if not rejects:  # empty or unreadable: nothing more to list
+            raise
+        records = []  # every row of a file was invalid: list them all below
     for item in rejects[:max_errors]:
         print_error(f"{item.path}:{item.line}: {item.reason}")
     if len(rejects) > max_errors:
@@ -220,10 +225,16 @@ def _write_part(
 ) -> None:
     """Write a subset of the input in the input's own schema, with its meta sidecar."""
     from augtool.data import FieldMap, JsonlWriter, build_meta, run_key, write_meta
+    from augtool.data.provenance import file_fingerprint
 
     writer = JsonlWriter(
         path,
-        run_key=run_key(command, settings, [r.id for r in records]),
+        run_key=run_key(
+            command,
+            settings=settings,
+            input=file_fingerprint(source) if Path(source).is_file() else str(source),
+            ids=[r.id for r in records],
+        ),
         fields=FieldMap(text=text_field, label=label_field),
         overwrite=overwrite,
         inputs=[source],

@@ -41,11 +41,19 @@ def eda(
     from augtool.data import FieldMap, JsonlWriter, build_meta, prepare_output, run_key, write_meta
     from augtool.data.jsonl import check_input_file
     from augtool.data.provenance import config_dict, file_fingerprint
+    from augtool.data.writer import completion_record, output_is_current
     from augtool.methods.eda import augment_record, needs_synonyms, vocabulary
 
     started = time.time()
     settings = make_config(ctx, EDAConfig, config)
     check_input_file(file)
+    key = run_key("eda", settings=config_dict(settings), input=file_fingerprint(file))
+    if output_is_current(output, key):
+        say(
+            f"{output} is already complete for this input and these settings "
+            f"(see {output}.meta.json); nothing to do. Delete it to run again."
+        )
+        return
     prepare_output(output, overwrite=overwrite, inputs=[file])
     records, rejects = read_input(
         file,
@@ -56,7 +64,6 @@ def eda(
     synonyms = None
     if needs_synonyms(settings):
         synonyms = WordNetSynonyms()
-    key = run_key("eda", config_dict(settings), file_fingerprint(file))
     fields = FieldMap(text=settings.text_field, label=settings.label_field)
     writer = JsonlWriter(output, run_key=key, fields=fields, overwrite=overwrite, inputs=[file])
     written = 0
@@ -70,11 +77,12 @@ def eda(
         if writer.resumed:
             reporter.log(f"resuming: {writer.resumed} rows already written")
         advance = reporter.task("augmenting", len(records))
+        taken = frozenset(record.id for record in records)
         for start in range(0, len(records), _CHUNK):
             rows = [
                 row
                 for record in records[start : start + _CHUNK]
-                for row in augment_record(record, settings, lookup)
+                for row in augment_record(record, settings, lookup, taken)
                 if row.id not in writer.done_ids
             ]
             written += writer.write(rows)
@@ -92,6 +100,7 @@ def eda(
             seed=settings.seed,
             counts={"input": len(records), "output": total, "resumed": writer.resumed},
             started=started,
+            extra=completion_record(output, key),
         ),
     )
     report_rejects(output, rejects)

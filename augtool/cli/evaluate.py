@@ -112,6 +112,7 @@ def predict(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Predicted label, probabilities and logits for every row (resumable)."""
+    from augtool.core.hub import model_key
     from augtool.core.taskmodel.evaluate import prediction_row
     from augtool.core.taskmodel.model import TaskModel
     from augtool.data import FieldMap, JsonlWriter, build_meta, prepare_output, run_key, write_meta
@@ -126,7 +127,11 @@ def predict(
         file, text_field=text_field, label_field=label_field, skip_invalid=skip_invalid
     )
     key = run_key(
-        "predict", str(model_dir.resolve()), file_fingerprint(file), text_field, label_field
+        "predict",
+        model=model_key(model_dir),
+        input=file_fingerprint(file),
+        text_field=text_field,
+        label_field=label_field,
     )
     fields = FieldMap(text=text_field, label=label_field)
     writer = JsonlWriter(output, run_key=key, fields=fields, overwrite=overwrite, inputs=[file])

@@ -329,13 +329,15 @@ def generate(
             scoring=settings.resolved_label_scoring(llm),
             template=template,
         )
+    from augtool.core.hub import model_key
+
     key = run_key(
         "invmix generate",
-        config_dict(settings),
-        file_fingerprint(file),
-        inverter.llm_info["fingerprint"],
-        inverter.encoder.fingerprint,
-        file_fingerprint(Path(model) / "adaptor.safetensors"),
+        settings=config_dict(settings),
+        input=file_fingerprint(file),
+        llm=inverter.llm_info.get("content", inverter.llm_info["fingerprint"]),
+        encoder=inverter.encoder.fingerprint,
+        model=model_key(model),
     )
     fields = FieldMap(text=settings.text_field, label=settings.label_field)
     writer = JsonlWriter(output, run_key=key, fields=fields, overwrite=overwrite, inputs=[file])

@@ -186,11 +186,10 @@ def _run(
     identity = {k: v for k, v in config_dict(settings).items() if k not in _OPERATIONAL}
     key = run_key(
         f"llm {kind}",
-        identity,
-        file_fingerprint(file),
-        template.user,
-        template.system,
-        file_fingerprint(settings.labels) if label_set else None,
+        settings=identity,
+        input=file_fingerprint(file),
+        prompt=[template.user, template.system],
+        labels=file_fingerprint(settings.labels) if label_set else None,
     )
     fields = FieldMap(text=settings.text_field, label=settings.label_field)
     writer = JsonlWriter(output, run_key=key, fields=fields, overwrite=overwrite, inputs=[file])

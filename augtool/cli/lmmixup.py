@@ -73,7 +73,7 @@ def build(
     if settings.paraphraser:
         paraphraser = load_llm(settings.paraphraser, **settings.backend_options())
         paraphraser.check()
-    key = run_key("lmmixup build", config_dict(settings), file_fingerprint(file))
+    key = run_key("lmmixup build", settings=config_dict(settings), input=file_fingerprint(file))
     try:
         with progress_reporter() as reporter:
             rows = build_mixture(samples, settings, paraphraser=paraphraser, reporter=reporter)
@@ -288,7 +288,7 @@ def distill(
         )
 
     identity = {k: v for k, v in config_dict(settings).items() if k not in ("max_requests",)}
-    key = run_key("lmmixup distill", identity, file_fingerprint(file), spec)
+    key = run_key("lmmixup distill", settings=identity, input=file_fingerprint(file), scorers=spec)
     try:
         llm.check()  # an unreachable server fails here, before any output exists
     except BaseException:

@@ -277,13 +277,15 @@ def condense(
         for k, v in config_dict(settings).items()
         if k not in ("max_requests", "concurrency", "batch_size", "decode_batch_size")
     }
+    from augtool.core.hub import model_key
+
     key = run_key(
         "pinr condense",
-        identity,
-        file_fingerprint(file),
-        str(decoder),
-        template.user if template else None,
-        file_fingerprint(settings.labels) if settings.labels else None,
+        settings=identity,
+        input=file_fingerprint(file),
+        decoder=model_key(decoder) if decoder else None,
+        prompt=template.user if template else None,
+        labels=file_fingerprint(settings.labels) if settings.labels else None,
     )
     counts: dict[str, object] = {"rows_in": len(records), "m": settings.m, "per_label": shares}
     models: dict[str, object] = {}

@@ -329,10 +329,10 @@ def augment(
     }
     key = run_key(
         "topex augment",
-        identity,
-        file_fingerprint(saved.folder / CLUSTERS_FILE),
-        target.cluster["id"],
-        prompt.describe(settings.shots),
+        settings=identity,
+        exploration=file_fingerprint(saved.folder / CLUSTERS_FILE),
+        cluster=target.cluster["id"],
+        prompt=prompt.describe(settings.shots),
     )
     writer = JsonlWriter(output, run_key=key, overwrite=overwrite)
     summary = JobSummary()
@@ -443,10 +443,10 @@ def _augment_locally(
         model_fingerprint = folder_fingerprint(spec.argument)
     key = run_key(
         "topex augment",
-        {k: v for k, v in config_dict(settings).items() if k != "device"},
-        file_fingerprint(saved.folder / CLUSTERS_FILE),
-        target.cluster["id"],
-        model_fingerprint,
+        settings={k: v for k, v in config_dict(settings).items() if k != "device"},
+        exploration=file_fingerprint(saved.folder / CLUSTERS_FILE),
+        cluster=target.cluster["id"],
+        model=model_fingerprint,
     )
     writer = JsonlWriter(output, run_key=key, overwrite=overwrite)
     with writer:

@@ -63,7 +63,10 @@ def train(
     label_field: Annotated[str, _opt("label_field")] = "label",
     checkpoint_every: Annotated[
         float,
-        typer.Option(help="Seconds between resume checkpoints (0: after every epoch)."),
+        typer.Option(
+            help="Seconds between resume checkpoints, checked after every optimizer step so "
+            "that long epochs are checkpointed mid-epoch (0: at the end of every epoch only)."
+        ),
     ] = 60.0,
     skip_invalid: SkipInvalidOpt = False,
     overwrite: OverwriteOpt = False,

@@ -46,18 +46,12 @@ def config_fields(cls: type) -> list[str]:
 
 def load_yaml_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML (or JSON) mapping of config fields; keys may use dashes or underscores."""
-    import yaml
+    from augtool.core.yamlfile import load_yaml_file
 
     path = Path(path)
     if not path.is_file():
         raise OptionError("config", f"{path}: file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise AugtoolError(f"{path}{where}: {problem}") from exc
+    data = load_yaml_file(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -95,6 +89,12 @@ def build_config(
             values[name] = value
     hints = typing.get_type_hints(cls)
     values = {name: _coerce(value, hints.get(name), name) for name, value in values.items()}
+    if config_file is not None:
+        from augtool.core.option_ranges import check_ranges
+
+        check_ranges(
+            {name: values[name] for name in from_file if name in values}, source=str(config_file)
+        )
     try:
         return cls(**values)
     except TypeError as exc:

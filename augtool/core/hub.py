@@ -97,9 +97,15 @@ def resolve_model_source(name: str, what: str = "model") -> str:
     return name
 
 
-def _file_sha256(path: Path, memo: dict[str, str]) -> str:
+#: Files above this size count by size and modification time in :func:`model_key`.
+CONTENT_HASH_LIMIT = 2 << 30
+
+
+def _file_sha256(path: Path, memo: dict[str, str], limit: int | None = None) -> str:
     stat = path.stat()
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    if limit is not None and stat.st_size > limit:
+        return f"stat:{stat.st_size}:{stat.st_mtime_ns}"
     if key not in memo:
         digest = hashlib.sha256()
         with path.open("rb") as handle:
@@ -109,11 +115,12 @@ def _file_sha256(path: Path, memo: dict[str, str]) -> str:
     return memo[key]
 
 
-def folder_fingerprint(folder: str | Path) -> str:
+def folder_fingerprint(folder: str | Path, *, limit: int | None = None) -> str:
     """A content hash of the files that define a model (weights, configs, tokenizer).
 
     File hashes are memoised by path, size and mtime under the cache folder, so a
-    90 MB model costs one read the first time and a ``stat`` afterwards.
+    90 MB model costs one read the first time and a ``stat`` afterwards. Files larger
+    than ``limit`` bytes count by size and modification time instead of content.
     """
     folder = Path(folder)
     memo_path = cache_root() / "file-hashes.json"
@@ -130,7 +137,7 @@ def folder_fingerprint(folder: str | Path) -> str:
         if any(part in _IGNORED_DIRS for part in relative.parts):
             continue
         digest.update(str(relative.as_posix()).encode())
-        digest.update(_file_sha256(path, memo).encode())
+        digest.update(_file_sha256(path, memo, limit).encode())
     if len(memo) != size_before:
         try:
             memo_path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,6 +147,26 @@ def folder_fingerprint(folder: str | Path) -> str:
         except OSError:
             pass  # the memo is an optimisation only
     return digest.hexdigest()[:24]
+
+
+def model_key(source: str | Path) -> str:
+    """A model's identity for run keys: resuming must never mix two models' work.
+
+    Local folders (and hub downloads) count by content (memoised; files over
+    :data:`CONTENT_HASH_LIMIT` by size and modification time, so retraining in place
+    still changes the key); a hub id with no local copy by its name.
+    """
+    name = str(source)
+    for prefix in ("hf:", "st:"):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+    folder = Path(os.path.expanduser(name))
+    if not folder.is_dir():
+        snapshot = hub_snapshot(name)
+        if snapshot is None:
+            return f"hub:{name}"
+        folder = snapshot
+    return folder_fingerprint(folder, limit=CONTENT_HASH_LIMIT)
 
 
 def light_fingerprint(source: str | Path) -> str:

@@ -9,7 +9,6 @@ stays flat in the corpus size instead of holding every text.
 from __future__ import annotations
 
 import hashlib
-import json
 from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from augtool.data.jsonl import (
     Rejected,
     check_input_file,
     iter_numbered_records,
+    loads_line,
     parse_row,
     reject_row,
 )
@@ -76,7 +76,7 @@ class CorpusIndex:
         raw = handle.readline()
         if offset == 0 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
-        return parse_row(json.loads(raw.decode("utf-8")), self.spec, f"{self.path.stem}-{line}")
+        return parse_row(loads_line(raw.decode("utf-8")), self.spec, f"{self.path.stem}-{line}")
 
 
 def index_corpus(

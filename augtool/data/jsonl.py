@@ -166,6 +166,52 @@ def parse_row(obj: Any, spec: RecordSpec, default_id: str) -> Record:
     )
 
 
+_CONSTANTS = ("NaN", "-Infinity", "Infinity")
+
+
+def _constant_position(raw: str, constant: str) -> int:
+    """Where ``constant`` first stands outside a string in ``raw`` (0 if not found)."""
+    inside, escaped = False, False
+    for index, char in enumerate(raw):
+        if inside:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                inside = False
+        elif char == '"':
+            inside = True
+        elif raw.startswith(constant, index):
+            return index
+    return 0
+
+
+def loads_line(raw: str) -> Any:
+    """Decode one JSONL line strictly: ``NaN`` and ``Infinity`` are not JSON and are
+    refused (Python's parser accepts them), with the position of the offending token.
+
+    Raises :class:`json.JSONDecodeError`; its ``colno`` counts within the line.
+    """
+    line = raw.rstrip("\r\n")
+
+    def refuse(constant: str) -> Any:
+        raise _ConstantError(constant, line, _constant_position(line, constant))
+
+    return json.loads(line, parse_constant=refuse)
+
+
+class _ConstantError(json.JSONDecodeError):
+    """``NaN`` or an infinity where JSON allows only numbers, strings, ..."""
+
+
+def json_error_reason(exc: json.JSONDecodeError) -> str:
+    """``invalid JSON (message at column N)``: the parser's own position, said once."""
+    if isinstance(exc, _ConstantError):
+        return f"invalid JSON ({exc.msg} at column {exc.colno} is not JSON; write null or a number)"
+    return f"invalid JSON ({exc.msg} at column {exc.colno})"
+
+
 def check_input_file(path: str | Path) -> Path:
     """The path as a :class:`Path`, or a one-line error if it is not a readable file."""
     path = Path(path)
@@ -199,10 +245,9 @@ def iter_json_lines(
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
+                obj = loads_line(raw)
             except json.JSONDecodeError as exc:
-                reason = f"invalid JSON ({exc.msg} at column {exc.colno})"
-                reject_row(path, line_number, reason, raw, rejects)
+                reject_row(path, line_number, json_error_reason(exc), raw, rejects)
                 continue
             yield line_number, raw, obj
 

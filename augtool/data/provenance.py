@@ -37,10 +37,98 @@ def config_dict(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dict(config), default=str))
 
 
-def run_key(*parts: Any) -> str:
-    """A stable hash of a job's defining parts (config, input fingerprints, ...)."""
-    blob = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+class RunKey(str):
+    """A run key (a hex digest) that remembers the parts it hashes.
+
+    A partial output records them, so that when a rerun with another key discards it,
+    the message can name what differs (``--seed 7 -> 8``, ``input content``).
+    """
+
+    parts: dict[str, Any]
+
+    def __new__(cls, digest: str, parts: dict[str, Any]) -> RunKey:
+        key = super().__new__(cls, digest)
+        key.parts = parts
+        return key
+
+
+def _normalise(value: Any) -> Any:
+    """Make a key part independent of how paths were spelled.
+
+    A file fingerprint (a dict with ``sha256``) keeps its content hash and size only, so
+    ``./train.jsonl`` and ``/abs/train.jsonl`` give one key; ``Path`` values are resolved.
+    """
+    if isinstance(value, Path):
+        return str(value.expanduser().resolve())
+    if isinstance(value, dict):
+        if "sha256" in value:
+            return {k: _normalise(v) for k, v in value.items() if k != "path"}
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def _digest(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _describable(name: str, value: Any) -> dict[str, Any]:
+    """Flatten one named part into ``label -> short value`` entries for messages."""
+    if name in ("settings", "config") and isinstance(value, dict):
+        return {
+            f"--{str(k).replace('_', '-')}": v if _is_short(v) else "#" + _digest(v)[:12]
+            for k, v in value.items()
+        }
+    if _is_short(value):
+        return {name: value}
+    return {name: "#" + _digest(value)[:12]}
+
+
+def _is_short(value: Any) -> bool:
+    return (
+        value is None
+        or isinstance(value, (bool, int, float))
+        or (isinstance(value, str) and len(value) <= 80)
+    )
+
+
+def run_key(*parts: Any, **named: Any) -> RunKey:
+    """A stable hash of a job's defining parts (config, input and model fingerprints...).
+
+    Name the parts (``settings=``, ``input=``, ``model=``) so a discarded partial can be
+    explained; ``settings`` is a config dict whose keys are option names. File
+    fingerprints count by content only, and paths are resolved (see :func:`_normalise`).
+    """
+    normal_parts = [_normalise(p) for p in parts]
+    normal_named = {k: _normalise(v) for k, v in named.items()}
+    digest = _digest([normal_parts, normal_named] if named else normal_parts)[:32]
+    described: dict[str, Any] = {}
+    for index, part in enumerate(normal_parts):
+        described.update(_describable("command" if index == 0 else f"part {index}", part))
+    for name, part in normal_named.items():
+        described.update(_describable(name, part))
+    return RunKey(digest, described)
+
+
+def key_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between the described parts of two run keys, one phrase each."""
+    changes = []
+    for label in sorted(set(old) | set(new), key=lambda item: (item.startswith("part"), item)):
+        before, after = old.get(label, "(unset)"), new.get(label, "(unset)")
+        if before == after:
+            continue
+        if str(before).startswith("#") or str(after).startswith("#"):
+            changes.append(f"{label} content")
+        else:
+            changes.append(f"{label} {before} -> {after}")
+    return changes
+
+
+def content_fingerprint(path: str | Path) -> dict[str, Any]:
+    """Size and sha256 of a file: what a run key needs (the path does not count)."""
+    return {k: v for k, v in file_fingerprint(path).items() if k != "path"}
 
 
 def machine() -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,3 +99,19 @@ def labels_of(records: list[Record]) -> list[str]:
         if record.label_dist:
             names.update(record.label_dist)
     return sorted(names)
+
+
+def child_id(parent: str, suffix: str, taken: Collection[str] = ()) -> str:
+    """The id of a row generated from ``parent``: ``<parent>-<suffix>``, made unique
+    against ``taken`` (the input's ids) by appending ``-1``, ``-2``, ...
+
+    With ``--keep-original`` an input id such as ``q1-eda0`` would otherwise clash with
+    the first EDA row of ``q1``. Generated ids cannot clash with each other: they end in
+    the method's suffix, whose parent part differs.
+    """
+    candidate = f"{parent}-{suffix}"
+    number = 0
+    while candidate in taken:
+        number += 1
+        candidate = f"{parent}-{suffix}-{number}"
+    return candidate

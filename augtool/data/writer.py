@@ -9,12 +9,14 @@ so nothing half-written can be mistaken for a finished file.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from augtool.data.jsonl import Rejected
+from augtool.data.lock import OutputLock, lock_output
 from augtool.data.records import FieldMap, Record
 from augtool.errors import AugtoolError, OutputExistsError
 
@@ -60,9 +62,40 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def finite_json(obj: Any) -> Any:
+    """``obj`` with NaN and infinities replaced by ``null``: bare ``NaN`` is not JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: finite_json(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(value) for value in obj]
+    return obj
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    """Atomically write ``obj`` as indented JSON."""
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Atomically write ``obj`` as indented JSON (non-finite numbers become ``null``)."""
+    text = json.dumps(finite_json(obj), indent=2, ensure_ascii=False, default=str)
+    atomic_write_text(path, text + "\n")
+
+
+def dumps_row(obj: dict[str, Any]) -> str:
+    """One JSONL line; a row holding NaN or an infinity is refused (it would not parse)."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        row_id = obj.get("id", "?") if isinstance(obj, dict) else "?"
+        raise AugtoolError(
+            f"row {row_id}: holds NaN or an infinity, which JSON cannot represent; "
+            "refusing to write it"
+        ) from exc
+
+
+def notify_discard(message: str) -> None:
+    """Say on stderr that unfinished work was thrown away (the CLI's warning style)."""
+    from augtool.cli.console import print_warning
+
+    print_warning(message)
 
 
 def write_rejects(output: str | Path, rejects: Sequence[Rejected]) -> Path | None:
@@ -77,13 +110,38 @@ def write_rejects(output: str | Path, rejects: Sequence[Rejected]) -> Path | Non
     return path
 
 
+def completion_record(output: str | Path, run_key: str) -> dict[str, Any]:
+    """Meta fields that let a rerun recognise a finished output (see :func:`output_is_current`)."""
+    return {"run_key": str(run_key), "output_bytes": Path(output).stat().st_size}
+
+
+def output_is_current(output: str | Path, run_key: str) -> bool:
+    """True when ``output`` is a finished run of this very job (same key in its meta file,
+    same size as written), so rerunning it would only redo the same work."""
+    output = Path(output)
+    meta_path = sidecar(output, ".meta.json")
+    if not output.is_file() or not meta_path.is_file():
+        return False
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(meta, dict)
+        and meta.get("run_key") == str(run_key)
+        and meta.get("output_bytes") == output.stat().st_size
+    )
+
+
 class JsonlWriter:
     """Append-only JSONL output with resume.
 
     ``run_key`` identifies the job (config and inputs): an interrupted partial file with
     the same key is resumed (its complete rows are kept and their ids reported in
     :attr:`done_ids`); one with another key is discarded, since mixing the outputs of two
-    different jobs would be wrong.
+    different jobs would be wrong, and a warning names what differs. The output is locked
+    (``<out>.lock``) from here to :meth:`close`/:meth:`commit`: a second run writing the
+    same output is refused.
     """
 
     def __init__(
@@ -106,9 +164,15 @@ class JsonlWriter:
         self.resumed_rows: list[dict[str, Any]] = []
         self.discarded_partial = False
         self.written = 0
-        self._load_partial()
-        self.state_path.write_text(json.dumps({"run_key": run_key}), encoding="utf-8")
-        self._handle = self.partial.open("a", encoding="utf-8")
+        self._lock: OutputLock = lock_output(self.path, option=option)
+        try:
+            self._load_partial()
+            state = {"run_key": str(run_key), "parts": getattr(run_key, "parts", None)}
+            atomic_write_text(self.state_path, json.dumps(state, default=str))
+            self._handle = self.partial.open("a", encoding="utf-8")
+        except BaseException:
+            self._lock.release()
+            raise
 
     @property
     def resumed(self) -> int:
@@ -123,8 +187,7 @@ class JsonlWriter:
         except (OSError, ValueError):
             state = {}
         if state.get("run_key") != self.run_key:
-            self.partial.unlink()
-            self.discarded_partial = True
+            self._discard(state)
             return
         keep = 0
         with self.partial.open("rb") as handle:
@@ -143,13 +206,33 @@ class JsonlWriter:
         with self.partial.open("r+b") as handle:
             handle.truncate(keep)
 
+    def _discard(self, state: dict[str, Any]) -> None:
+        """Drop a partial output made by a different job, saying what differed."""
+        from augtool.data.provenance import key_differences
+
+        with self.partial.open("rb") as handle:
+            rows = sum(1 for raw in handle if raw.endswith(b"\n"))
+        self.partial.unlink()
+        self.discarded_partial = True
+        old_parts, new_parts = state.get("parts"), getattr(self.run_key, "parts", None)
+        changes = (
+            key_differences(old_parts, new_parts)
+            if isinstance(old_parts, dict) and isinstance(new_parts, dict)
+            else []
+        )
+        why = "; ".join(changes) if changes else "other settings, inputs or models"
+        notify_discard(
+            f"{self.partial}: discarded {rows} rows of an unfinished earlier run that differs "
+            f"from this one ({why}); starting over"
+        )
+
     def write(self, rows: Iterable[Record | dict[str, Any]]) -> int:
         """Append rows and flush them to disk; returns how many were written."""
         count = 0
         lines = []
         for row in rows:
             obj = row.to_dict(self.fields) if isinstance(row, Record) else row
-            lines.append(json.dumps(obj, ensure_ascii=False) + "\n")
+            lines.append(dumps_row(obj) + "\n")
             count += 1
         if lines:
             self._handle.write("".join(lines))
@@ -162,12 +245,17 @@ class JsonlWriter:
         """Close without finishing: the partial file stays for a later resume."""
         if not self._handle.closed:
             self._handle.close()
+        self._lock.release()
 
     def commit(self) -> Path:
         """Finish: rename the partial file onto the output path."""
-        self.close()
-        os.replace(self.partial, self.path)
-        self.state_path.unlink(missing_ok=True)
+        if not self._handle.closed:
+            self._handle.close()
+        try:
+            os.replace(self.partial, self.path)
+            self.state_path.unlink(missing_ok=True)
+        finally:
+            self._lock.release()
         return self.path
 
     def __enter__(self) -> JsonlWriter:

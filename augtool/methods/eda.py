@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from augtool.core.config import check
 from augtool.core.generation.jobs import derive_seed
 from augtool.data.provenance import make_aug
-from augtool.data.records import Record
+from augtool.data.records import Record, child_id
 
 OPS = ("sr", "ri", "rs", "rd")
 
@@ -231,8 +231,13 @@ def vocabulary(records: list[Record]) -> set[str]:
     return words - STOP_WORDS
 
 
-def augment_record(record: Record, config: EDAConfig, synonyms: Synonyms) -> list[Record]:
-    """The rows EDA makes from one input row (and the row itself with ``keep_original``)."""
+def augment_record(
+    record: Record, config: EDAConfig, synonyms: Synonyms, taken: Collection[str] = ()
+) -> list[Record]:
+    """The rows EDA makes from one input row (and the row itself with ``keep_original``).
+
+    ``taken``: the input's ids; generated ids never repeat one of them.
+    """
     seed = derive_seed(config.seed, "eda", record.id)
     rng = random.Random(seed)
     rows = [record] if config.keep_original else []
@@ -251,7 +256,7 @@ def augment_record(record: Record, config: EDAConfig, synonyms: Synonyms) -> lis
         )
         rows.append(
             Record(
-                id=f"{record.id}-eda{index}",
+                id=child_id(record.id, f"eda{index}", taken),
                 text=text,
                 label=record.label,
                 label_dist=record.label_dist,

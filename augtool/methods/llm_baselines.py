@@ -28,7 +28,7 @@ from augtool.core.generation.params import GenerationParams
 from augtool.core.generation.prompts import PROMPT_STYLES, PromptTemplate, step_template
 from augtool.core.progress import SILENT, Reporter
 from augtool.data.provenance import make_aug
-from augtool.data.records import Record, labels_of
+from augtool.data.records import Record, child_id, labels_of
 from augtool.data.writer import JsonlWriter
 from augtool.errors import AugtoolError
 
@@ -282,11 +282,9 @@ def _model_info(config: LLMConfig) -> dict[str, Any]:
     return {"llm": config.llm, "params": config.params().to_dict()}
 
 
-def _rewrite_row(
-    record: Record, variant: int, seed: int, aug: dict[str, Any], reply: str
-) -> Record:
+def _rewrite_row(record: Record, row_id: str, seed: int, aug: dict[str, Any], reply: str) -> Record:
     return Record(
-        id=f"{record.id}-rew{variant}",
+        id=row_id,
         text=clean_reply(reply),
         label=record.label,
         aug={**aug, "seed": seed},
@@ -299,6 +297,7 @@ def rewrite_tasks(
     """``n`` rewrites of every row; each keeps its parent's label."""
     template = template or config.template()
     tasks = []
+    taken = frozenset(record.id for record in records)
     for record in records:
         if record.label is None:
             raise AugtoolError(f'record "{record.id}" has no label; llm rewrite needs labels')
@@ -312,8 +311,9 @@ def rewrite_tasks(
                 **_model_info(config),
             )
             prompt = template.render(text=record.text, label=record.label)
-            build = partial(_rewrite_row, record, variant, seed, aug)
-            tasks.append(Task(f"{record.id}-rew{variant}", prompt, seed, build, (record.id,)))
+            row_id = child_id(record.id, f"rew{variant}", taken)
+            build = partial(_rewrite_row, record, row_id, seed, aug)
+            tasks.append(Task(row_id, prompt, seed, build, (record.id,)))
     return tasks
 
 

@@ -181,13 +181,10 @@ def label_set_from(data: object, where: str) -> LabelSet:
 
 def load_label_set(path: str | Path) -> LabelSet:
     """Read a labels file (JSON or YAML)."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise OptionError("labels", f"{path}: file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise AugtoolError(f"{path}: not valid JSON or YAML ({exc})") from exc
+    from augtool.core.yamlfile import load_yaml_file
+
+    data = load_yaml_file(path)
     return label_set_from(data, str(path))

@@ -579,10 +579,12 @@ def load_prompt_file(
     if path.suffix.lower() in (".yaml", ".yml", ".json"):
         import yaml
 
+        from augtool.core.yamlfile import yaml_error_message
+
         try:
             data = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
-            raise OptionError(option, f"{path}: invalid YAML ({_first_line(exc)})") from exc
+            raise OptionError(option, yaml_error_message(path, exc)) from exc
         if not isinstance(data, dict) or not isinstance(data.get("user"), str):
             raise OptionError(
                 option,
@@ -629,7 +631,3 @@ def step_template(
         spelled = " or ".join(" and ".join(_braced(sorted(g)).split(", ")) for g in alternatives)
         raise OptionError(option, f"{path}: the prompt must {needs} {spelled}")
     return template
-
-
-def _first_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())

@@ -60,6 +60,7 @@ def load_causal_lm(
     from augtool.core.hub import (
         light_fingerprint,
         loading,
+        model_key,
         quiet_transformers,
         resolve_model_source,
     )
@@ -84,6 +85,7 @@ def load_causal_lm(
         "spec": f"hf:{name}",
         "source": source,
         "fingerprint": light_fingerprint(source),
+        "content": model_key(source),
         "hidden_size": int(model.get_input_embeddings().embedding_dim),
     }
     return model, tokenizer, resolved_device, info

@@ -2,7 +2,10 @@
 early stopping on a dev set, checkpoints that make an interrupted run resumable.
 
 Randomness is derived from ``(seed, epoch)`` at the start of every epoch (batch order,
-Mixup lambdas, dropout), so a resumed run continues exactly as an uninterrupted one.
+Mixup lambdas, dropout). A checkpoint taken mid-epoch also holds the position in the
+epoch (steps done, loss so far) and the RNG states at that step; a resumed run redraws the
+epoch's batch order, restores those states, skips the batches already done and so
+continues exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -35,7 +38,11 @@ from augtool.data.writer import check_output_folder, publish_folder
 from augtool.errors import AugtoolError, OptionError
 
 CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_FORMAT = 2
+PROGRESS_FILE = "progress.json"
+STATE_FILE = "state.pt"
 EpochHook = Callable[[int, dict[str, Any]], None]
+StepHook = Callable[[int, int], None]
 
 
 @dataclass
@@ -47,6 +54,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
     resumed_epochs: int = 0
+    resumed_steps: int = 0
     train_size: int = 0
     dev_size: int = 0
     init_from: dict[str, Any] | None = None
@@ -133,44 +141,70 @@ def build_task_model(
 
 
 class _Checkpointer:
-    """Per-epoch checkpoints in ``<out>.partial/checkpoint``; the newest one wins."""
+    """Resume checkpoints in ``<out>.partial/checkpoint``; the newest complete one wins.
+
+    A checkpoint is a folder ``step-<global step>``: the trained modules as safetensors and
+    ``state.pt`` (optimizer, scheduler and RNG states: tensors and numbers only, loaded with
+    ``weights_only=True``). It is written under a ``.tmp`` name, synced and renamed; only
+    then does ``progress.json`` (replaced atomically) point to it, and only after that are
+    older folders removed. A run killed at any moment, mid-write included, therefore leaves
+    the previous checkpoint intact. The best dev epoch's weights go to ``best-<epoch>`` the
+    same way; the folder the on-disk progress names is kept until a newer one replaces it.
+    """
 
     def __init__(self, staging: Path, key: str) -> None:
         self.root = staging / CHECKPOINT_DIR
         self.key = key
+        self.kept: set[str] = set()  # folders the progress.json on disk refers to
 
     def load_progress(self) -> dict[str, Any] | None:
         try:
-            progress = json.loads((self.root / "progress.json").read_text(encoding="utf-8"))
+            progress = json.loads((self.root / PROGRESS_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return progress if progress.get("run_key") == self.key else None
+        if progress.get("run_key") != self.key or progress.get("format") != CHECKPOINT_FORMAT:
+            return None
+        needed = self._needed(progress)
+        if not all((self.root / name).is_dir() for name in needed):
+            return None
+        self.kept = needed
+        return progress
+
+    @staticmethod
+    def _needed(progress: dict[str, Any]) -> set[str]:
+        needed = {progress["folder"]}
+        if progress["best"].get("epoch") is not None:
+            needed.add(_best_folder(progress["best"]["epoch"]))
+        return needed
 
     def save(
         self,
-        epoch: int,
         modules: dict[str, nn.Module],
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
         progress: dict[str, Any],
+        rng: dict[str, torch.Tensor] | None = None,
     ) -> None:
-        from safetensors.torch import save_model
-
-        folder = self.root / f"epoch-{epoch}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, module in modules.items():
-            save_model(module, str(folder / f"{name}.safetensors"))
-        torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-            folder / "optimizer.pt",
-        )
-        progress = {**progress, "run_key": self.key, "epoch": epoch, "folder": folder.name}
-        tmp = self.root / "progress.json.tmp"
-        tmp.write_text(json.dumps(progress), encoding="utf-8")
-        os.replace(tmp, self.root / "progress.json")
-        for old in self.root.glob("epoch-*"):
-            if old.name != folder.name:
-                shutil.rmtree(old, ignore_errors=True)
+        """A checkpoint at ``progress['epoch']`` after ``progress['step']`` of its steps."""
+        name = f"step-{progress['global_step']}"
+        if name in self.kept:  # this very position is already saved
+            return
+        state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng or {},
+        }
+        self._write(name, modules, state)
+        progress = {**progress, "format": CHECKPOINT_FORMAT, "run_key": self.key, "folder": name}
+        tmp = self.root / (PROGRESS_FILE + ".tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(json.dumps(progress))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.root / PROGRESS_FILE)
+        _fsync_dir(self.root)
+        self.kept = self._needed(progress)
+        self._clean()
 
     def restore(
         self,
@@ -178,29 +212,98 @@ class _Checkpointer:
         modules: dict[str, nn.Module],
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
-    ) -> None:
+    ) -> dict[str, torch.Tensor]:
+        """Load weights, optimizer and scheduler state; returns the saved RNG states."""
         from safetensors.torch import load_model
 
         folder = self.root / progress["folder"]
         for name, module in modules.items():
             load_model(module, str(folder / f"{name}.safetensors"))
-        state = torch.load(folder / "optimizer.pt", weights_only=True)
+        state = torch.load(folder / STATE_FILE, weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        return state.get("rng") or {}
 
-    def save_best(self, modules: dict[str, nn.Module]) -> None:
-        from safetensors.torch import save_model
+    def save_best(self, epoch: int, modules: dict[str, nn.Module]) -> None:
+        name = _best_folder(epoch)
+        if name not in self.kept:
+            self._write(name, modules)
+        self._clean(keep=name)
 
-        folder = self.root / "best"
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, module in modules.items():
-            save_model(module, str(folder / f"{name}.safetensors"))
-
-    def restore_best(self, modules: dict[str, nn.Module]) -> None:
+    def restore_best(self, epoch: int, modules: dict[str, nn.Module]) -> None:
         from safetensors.torch import load_model
 
         for name, module in modules.items():
-            load_model(module, str(self.root / "best" / f"{name}.safetensors"))
+            load_model(module, str(self.root / _best_folder(epoch) / f"{name}.safetensors"))
+
+    def _write(
+        self, name: str, modules: dict[str, nn.Module], state: dict[str, Any] | None = None
+    ) -> None:
+        from safetensors.torch import save_model
+
+        final = self.root / name
+        tmp = self.root / (name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for module_name, module in modules.items():
+            save_model(module, str(tmp / f"{module_name}.safetensors"))
+        if state is not None:
+            torch.save(state, tmp / STATE_FILE)
+        for path in tmp.iterdir():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        _fsync_dir(self.root)
+
+    def _clean(self, keep: str | None = None) -> None:
+        """Remove every folder but the ones on-disk progress needs and ``keep``."""
+        for path in self.root.iterdir():
+            if path.name == PROGRESS_FILE or path.name in self.kept or path.name == keep:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _best_folder(epoch: int) -> str:
+    return f"best-{epoch}"
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _rng_states(device: str, order_gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """The torch RNG states a step consumes: dropout (CPU and accelerator), batch order."""
+    states = {"torch": torch.get_rng_state(), "order": order_gen.get_state()}
+    if device.startswith("cuda"):
+        states["cuda"] = torch.cuda.get_rng_state(torch.device(device))
+    elif device.startswith("mps"):
+        states["mps"] = torch.mps.get_rng_state()
+    return states
+
+
+def _set_rng_states(
+    states: dict[str, torch.Tensor], device: str, order_gen: torch.Generator
+) -> None:
+    torch.set_rng_state(states["torch"])
+    order_gen.set_state(states["order"])
+    if "cuda" in states and device.startswith("cuda"):
+        torch.cuda.set_rng_state(states["cuda"], torch.device(device))
+    elif "mps" in states and device.startswith("mps"):
+        torch.mps.set_rng_state(states["mps"])
 
 
 def train_task_model(
@@ -212,14 +315,22 @@ def train_task_model(
     overwrite: bool = False,
     reporter: Reporter = SILENT,
     on_epoch_end: EpochHook | None = None,
+    on_step_end: StepHook | None = None,
     checkpoint_seconds: float = 60.0,
 ) -> TrainResult:
     """Train on ``train`` and save the model folder at ``output``.
 
-    Work goes to ``<output>.partial`` and is renamed at the end. A checkpoint is written
-    after an epoch when ``checkpoint_seconds`` have passed since the last one (0: every
-    epoch); rerunning the same job on the same data resumes from it.
+    Work goes to ``<output>.partial`` and is renamed at the end. With
+    ``checkpoint_seconds`` > 0, a checkpoint is written after the first optimizer step (or
+    epoch end) at which that many seconds have passed since the last one, mid-epoch
+    included; with 0, after every epoch and never mid-epoch. Rerunning the same job on the
+    same data resumes from the newest checkpoint, mid-epoch included, and ends with the
+    model an uninterrupted run gives. ``on_step_end(epoch, step)`` is called after every
+    optimizer step (``step`` counts from 1 within the epoch), once any checkpoint due at
+    that step is written; ``on_epoch_end(epoch, record)`` after every epoch.
     """
+    if not checkpoint_seconds >= 0:  # the CLI checks it first; this guards the Python API
+        raise OptionError("checkpoint_every", f"must be at least 0 (got {checkpoint_seconds:g})")
     output = Path(output)
     check_output_folder(output, overwrite=overwrite, marker=MODEL_FILE)
     if dev is None and config.dev_fraction > 0:
@@ -282,19 +393,30 @@ def train_task_model(
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"score": None, "epoch": None}
     bad_epochs = 0
-    start_epoch = 1
+    start_epoch, start_step, start_loss = 1, 0, 0.0
+    saved_rng: dict[str, Any] | None = None
     if progress_state is not None:
-        checkpointer.restore(progress_state, modules, optimizer, scheduler)
+        rng_tensors = checkpointer.restore(progress_state, modules, optimizer, scheduler)
         history = progress_state["history"]
         best = progress_state["best"]
         bad_epochs = progress_state["bad_epochs"]
-        start_epoch = progress_state["epoch"] + 1
-        reporter.log(f"resuming from epoch {progress_state['epoch']} of {config.epochs}")
+        start_epoch, start_step = progress_state["epoch"], progress_state["step"]
+        if start_step >= steps_per_epoch:
+            reporter.log(f"resuming from epoch {start_epoch} of {config.epochs}")
+            start_epoch, start_step = start_epoch + 1, 0
+        else:
+            start_loss = progress_state["epoch_loss"]
+            saved_rng = {**rng_tensors, "lambda": progress_state["lambda_rng"]}
+            reporter.log(
+                f"resuming in epoch {start_epoch} of {config.epochs} "
+                f"after step {start_step} of {steps_per_epoch}"
+            )
     resumed_epochs = start_epoch - 1
 
     use_amp = device.startswith("cuda") and config.dtype in ("auto", "bfloat16", "float16")
     amp_dtype = torch.float16 if config.dtype == "float16" else torch.bfloat16
-    advance = reporter.task("training", total_steps, completed=resumed_epochs * steps_per_epoch)
+    done_steps = resumed_steps = resumed_epochs * steps_per_epoch + start_step
+    advance = reporter.task("training", total_steps, completed=done_steps)
     last_checkpoint = time.monotonic()
     stopped_early = False
 
@@ -303,12 +425,18 @@ def train_task_model(
         order_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         lambda_rng = np.random.default_rng([config.seed, epoch])
         order = torch.randperm(len(texts), generator=order_gen)
+        first_step, epoch_loss = 0, 0.0
+        if epoch == start_epoch and saved_rng is not None:
+            # Mid-epoch resume: the same order, then the RNGs exactly where the checkpoint
+            # left them; the batches already done are skipped.
+            _set_rng_states(saved_rng, device, order_gen)
+            lambda_rng.bit_generator.state = saved_rng["lambda"]
+            first_step, epoch_loss = start_step, start_loss
         model.head.train()
         if trainable:
             encoder.module.train()
-        epoch_loss = 0.0
-        for start in range(0, len(texts), config.batch_size):
-            index = order[start : start + config.batch_size]
+        for step in range(first_step + 1, steps_per_epoch + 1):
+            index = order[(step - 1) * config.batch_size : step * config.batch_size]
             batch_targets = targets[index.to(device)]
             amp = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
             with amp:
@@ -332,6 +460,31 @@ def train_task_model(
             scheduler.step()
             epoch_loss += float(loss.detach()) * len(index)
             advance(1)
+            done_steps += 1
+            if (
+                checkpoint_seconds > 0
+                and step < steps_per_epoch  # the epoch end writes its own checkpoint
+                and time.monotonic() - last_checkpoint >= checkpoint_seconds
+            ):
+                checkpointer.save(
+                    modules,
+                    optimizer,
+                    scheduler,
+                    {
+                        "epoch": epoch,
+                        "step": step,
+                        "global_step": done_steps,
+                        "epoch_loss": epoch_loss,
+                        "lambda_rng": lambda_rng.bit_generator.state,
+                        "history": history,
+                        "best": best,
+                        "bad_epochs": bad_epochs,
+                    },
+                    _rng_states(device, order_gen),
+                )
+                last_checkpoint = time.monotonic()
+            if on_step_end is not None:
+                on_step_end(epoch, step)
 
         record: dict[str, Any] = {"epoch": epoch, "train_loss": round(epoch_loss / len(texts), 6)}
         if dev:
@@ -341,7 +494,7 @@ def train_task_model(
             if best["score"] is None or tuple(score) > tuple(best["score"]):
                 best = {"score": list(score), "epoch": epoch}
                 bad_epochs = 0
-                checkpointer.save_best(modules)
+                checkpointer.save_best(epoch, modules)
             else:
                 bad_epochs += 1
         history.append(record)
@@ -350,11 +503,17 @@ def train_task_model(
         last_epoch = epoch == config.epochs or stopped_early
         if not last_epoch and time.monotonic() - last_checkpoint >= checkpoint_seconds:
             checkpointer.save(
-                epoch,
                 modules,
                 optimizer,
                 scheduler,
-                {"history": history, "best": best, "bad_epochs": bad_epochs},
+                {
+                    "epoch": epoch,
+                    "step": steps_per_epoch,
+                    "global_step": done_steps,
+                    "history": history,
+                    "best": best,
+                    "bad_epochs": bad_epochs,
+                },
             )
             last_checkpoint = time.monotonic()
         if on_epoch_end is not None:
@@ -364,7 +523,7 @@ def train_task_model(
             break
 
     if dev and best["epoch"] is not None:
-        checkpointer.restore_best(modules)
+        checkpointer.restore_best(best["epoch"], modules)
     model.head.eval()
     encoder.module.eval()
     shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
@@ -381,6 +540,7 @@ def train_task_model(
         history=history,
         best_epoch=best["epoch"],
         resumed_epochs=resumed_epochs,
+        resumed_steps=resumed_steps,
         train_size=len(train),
         dev_size=len(dev or []),
         init_from=init.describe() if init else None,

@@ -85,7 +85,11 @@ def run_train_adaptor(
         if k not in ("device", "save_every", "gradient_checkpointing", "max_minutes")
     }
     key = run_key(
-        "invmix-adaptor", identity, texts, model.llm_info["fingerprint"], model.encoder.fingerprint
+        "invmix-adaptor",
+        settings=identity,
+        corpus=texts,
+        llm=model.llm_info.get("content", model.llm_info["fingerprint"]),
+        encoder=model.encoder.fingerprint,
     )
     staging.mkdir(parents=True, exist_ok=True)
     progress = train_adaptor(
@@ -149,10 +153,10 @@ def run_refine(
     }
     key = run_key(
         "invmix-refine",
-        identity,
-        [(r.id, r.text, r.label) for r in records],
-        model.llm_info["fingerprint"],
-        model.encoder.fingerprint,
+        settings=identity,
+        data=[(r.id, r.text, r.label) for r in records],
+        llm=model.llm_info.get("content", model.llm_info["fingerprint"]),
+        encoder=model.encoder.fingerprint,
     )
     state_path = staging / "rounds.json"
     state = _load_state(state_path, key)
