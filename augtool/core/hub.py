@@ -160,12 +160,13 @@ def model_key(source: str | Path) -> str:
     for prefix in ("hf:", "st:"):
         if name.startswith(prefix):
             name = name[len(prefix) :]
-    folder = Path(os.path.expanduser(name))
+    try:
+        resolved = resolve_model_source(name)
+    except ModelError:
+        return f"missing:{name}"  # the loader names the problem later
+    folder = Path(resolved)
     if not folder.is_dir():
-        snapshot = hub_snapshot(name)
-        if snapshot is None:
-            return f"hub:{name}"
-        folder = snapshot
+        return f"hub:{name}"
     return folder_fingerprint(folder, limit=CONTENT_HASH_LIMIT)
 
 
@@ -213,11 +214,9 @@ def quiet_transformers() -> None:
 
 @contextmanager
 def loading(what: str, name: str) -> Iterator[None]:
-    """Turn any failure of a model loader into one clear :class:`ModelError` line."""
-    try:
+    """Turn any failure of a model loader into one clear :class:`ModelError` line,
+    ``cannot load <what> <name>: <reason>`` (see :mod:`augtool.core.model_errors`)."""
+    from augtool.core.model_errors import model_load_errors
+
+    with model_load_errors(name, what):
         yield
-    except ModelError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - loaders raise many kinds of errors
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{what} {name!r}: cannot load it ({reason})") from exc

@@ -10,7 +10,7 @@ from typing import Any
 
 from augtool.core.generation.base import LLM, RequestBudget, RequestBudgetExhausted, ScoringLLM
 from augtool.core.generation.params import Failure, GenerationParams, OptionScore, Prompt
-from augtool.core.registry import Registry
+from augtool.core.registry import Registry, UnknownNameError
 from augtool.errors import OptionError
 
 LLMS: Registry[type[LLM]] = Registry("LLM backend")
@@ -25,7 +25,10 @@ def parse_llm_spec(spec: str) -> tuple[str, str]:
         raise OptionError(
             "llm", f"{spec!r} needs a backend prefix: hf:<model id or path> or openai:<model>"
         )
-    return LLMS.canonical(scheme), model
+    try:
+        return LLMS.canonical(scheme), model
+    except UnknownNameError as exc:
+        raise OptionError("llm", f"{spec}: {exc}") from exc
 
 
 #: Config fields that configure a backend (each config has the ones that apply to it).

@@ -77,10 +77,21 @@ def mixup(
 def _dataset_key(
     train: list[Record], dev: list[Record] | None, config: TrainConfig, init: str | None = None
 ) -> str:
+    """The job's identity: settings, the encoder's content (not its path), the rows."""
+    from augtool.core.hub import model_key
+
     def rows(records: list[Record] | None) -> list[Any]:
         return [(r.id, r.text, r.label, r.label_dist) for r in records or []]
 
-    return run_key("train", config_dict(config), rows(train), rows(dev), init)
+    settings = {k: v for k, v in config_dict(config).items() if k not in ("encoder", "device")}
+    return run_key(
+        "train",
+        settings=settings,
+        encoder=model_key(config.encoder) if init is None else None,
+        data=rows(train),
+        dev=rows(dev),
+        init=init,
+    )
 
 
 def build_task_model(
@@ -352,12 +363,11 @@ def train_task_model(
     key = _dataset_key(train, dev, config, init.fingerprint if init else None)
     checkpointer = _Checkpointer(staging, key)
     progress_state = checkpointer.load_progress()
+    set_seed(config.seed)
+    model, save_encoder = build_task_model(config, labels, init)  # may fail: before any output
     if progress_state is None and staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True, exist_ok=True)
-
-    set_seed(config.seed)
-    model, save_encoder = build_task_model(config, labels, init)
     encoder = model.encoder
     device = encoder.device
     labels = model.labels
