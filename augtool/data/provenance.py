@@ -81,9 +81,15 @@ def _describable(name: str, value: Any) -> dict[str, Any]:
             f"--{str(k).replace('_', '-')}": v if _is_short(v) else "#" + _digest(v)[:12]
             for k, v in value.items()
         }
-    if _is_short(value):
+    if _is_short(value) and not _looks_like_hash(value):
         return {name: value}
     return {name: "#" + _digest(value)[:12]}
+
+
+def _looks_like_hash(value: Any) -> bool:
+    """A content fingerprint (hex digest): shown as "content", not as its digits."""
+    text = str(value).split(":")[-1]
+    return isinstance(value, str) and len(text) >= 16 and all(c in "0123456789abcdef" for c in text)
 
 
 def _is_short(value: Any) -> bool:
