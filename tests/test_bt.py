@@ -10,7 +10,12 @@ import pytest
 from cli_helpers import assert_one_line_error, run_cli
 from conftest import EXAMPLES, read_jsonl, write_jsonl
 
-from augtool.core.translation.apertium import ApertiumPipe, deformat, reformat
+from augtool.core.translation.apertium import (
+    ApertiumBackTranslator,
+    ApertiumPipe,
+    deformat,
+    reformat,
+)
 from augtool.errors import OptionError
 from augtool.methods.backtranslation import BTConfig
 
@@ -116,6 +121,98 @@ def test_cli_apertium_resumes(tmp_path: Path, monkeypatch) -> None:
         assert run_cli("bt", data, "-o", out, "--engine", "apertium").exit_code == 130
     result = run_cli("bt", data, "-o", out, "--engine", "apertium")
     assert result.exit_code == 0 and "resuming: 256 rows already written" in result.stderr
+    assert out.read_text() == full.read_text()
+
+
+# "known" has an ambiguity class ({ADJ,VLEXPP}) that eng-spa's tagger model lacks; apertium
+# 3.8 then overwrites the tagger's open class in place, and in one long-lived tagger every
+# later sentence could be tagged differently ("... Billie bad ?" instead of "... means ?").
+POISON = "What is D.B. Cooper known for ?"
+CONTEXT_SENSITIVE = {
+    "What does the name Billie mean ?": "What the name Billie means ?",
+    "What is the origin of head lice ?": "What is the origin of boss lice ?",
+    "What European city do Nicois live in ?": "Which European city Nicois lives in ?",
+}
+
+
+def _alone(text: str) -> str:
+    """The round trip of ``text`` by engines that have translated nothing else."""
+    engine = ApertiumBackTranslator()
+    try:
+        return engine.round_trip([text], [0])[0]
+    finally:
+        engine.close()
+
+
+@needs_apertium
+def test_a_sentence_translates_the_same_alone_and_after_any_other() -> None:
+    targets = list(CONTEXT_SENSITIVE)
+    alone = [_alone(text) for text in targets]
+    assert alone == list(CONTEXT_SENSITIVE.values())
+    engine = ApertiumBackTranslator(batch_size=2)
+    try:
+        forward = engine.pipes["forward"]
+        stages = [p.pid for p in forward.head.processes + forward.tail.processes]
+        restarts = forward.tagger.restarts
+        assert engine.round_trip([POISON, *targets], [0] * 4)[1:] == alone
+        assert forward.tagger.restarts > restarts  # the tagger that met "known" was replaced
+        assert [p.pid for p in forward.head.processes + forward.tail.processes] == stages
+        # In other batches, other orders, after other sentences: still the same.
+        assert engine.round_trip([*targets[::-1], POISON], [0] * 4)[:3] == alone[::-1]
+        assert engine.round_trip(targets, [0] * 3) == alone
+        assert forward.translate([POISON, "What do Mormons believe"])[1] == "Qué Mormons cree"
+        assert forward.translate(["What do Mormons believe"]) == ["Qué Mormons cree"]
+    finally:
+        engine.close()
+
+
+@needs_apertium
+def test_the_tagger_takes_a_unit_larger_than_a_pipe_buffer() -> None:
+    pipe = ApertiumPipe("eng-spa")
+    try:
+        long, short = pipe.translate([" ".join(["The parcel is known ."] * 4000), "Denver"])
+        assert long.count("paquete") == 4000 and short == "Denver"
+    finally:
+        pipe.close()
+
+
+@needs_apertium
+def test_cli_apertium_output_does_not_depend_on_other_rows_or_a_resume(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from augtool.cli import bt as bt_module
+    from augtool.data import writer as writer_module
+
+    texts = [POISON, *CONTEXT_SENSITIVE]
+    data = write_jsonl(
+        tmp_path / "d.jsonl", [{"id": f"r{i}", "text": t} for i, t in enumerate(texts)]
+    )
+    monkeypatch.setattr(bt_module, "_CHUNK", 2)  # rows r0 r1 | r2 r3: a resume after r1
+    full = tmp_path / "full.jsonl"
+    assert run_cli("bt", data, "-o", full, "--engine", "apertium").exit_code == 0
+    rows = {r["id"]: r["text"] for r in read_jsonl(full)}
+    assert [rows[f"r{i}-bt"] for i in (1, 2, 3)] == list(CONTEXT_SENSITIVE.values())
+    for i, text in enumerate(texts[1:], start=1):  # each row alone through the CLI
+        one = write_jsonl(tmp_path / f"one{i}.jsonl", [{"id": f"r{i}", "text": text}])
+        out = tmp_path / f"one{i}.out.jsonl"
+        assert run_cli("bt", one, "-o", out, "--engine", "apertium").exit_code == 0
+        assert read_jsonl(out)[0]["text"] == rows[f"r{i}-bt"]
+
+    original = writer_module.JsonlWriter.write
+    calls = {"n": 0}
+
+    def interrupted(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    out = tmp_path / "out.jsonl"
+    with monkeypatch.context() as patch:
+        patch.setattr(writer_module.JsonlWriter, "write", interrupted)
+        assert run_cli("bt", data, "-o", out, "--engine", "apertium").exit_code == 130
+    result = run_cli("bt", data, "-o", out, "--engine", "apertium")
+    assert result.exit_code == 0 and "resuming: 2 rows already written" in result.stderr
     assert out.read_text() == full.read_text()
 
 
