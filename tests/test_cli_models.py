@@ -374,7 +374,7 @@ def test_train_init_from_bad_folders_and_labels(
     broken = tmp_path / "broken"
     shutil.copytree(start, broken)
     (broken / "head.safetensors").write_bytes(b"not safetensors")
-    assert_one_line_error(train(broken), "--init-from", "cannot load it")
+    assert_one_line_error(train(broken), "--init-from", "cannot load model", "head.safetensors")
     (broken / "head.safetensors").unlink()
     assert_one_line_error(train(broken), "--init-from", "head.safetensors is missing")
     (broken / "augtool_model.json").write_text("{")

@@ -84,7 +84,7 @@ def test_missing_local_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no such folder"):
         load_llm("hf:./no/such/model")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelError, match="cannot load it"):
+    with pytest.raises(ModelError, match="cannot load LLM .*empty: "):
         load_llm(f"hf:{tmp_path / 'empty'}").check()
 
 

@@ -10,7 +10,6 @@ import typer
 
 from augtool.cli.common import (
     ConfigOpt,
-    OutputOpt,
     OverwriteOpt,
     SkipInvalidOpt,
     default_of,
@@ -20,7 +19,7 @@ from augtool.cli.common import (
     read_input,
     report_rejects,
 )
-from augtool.cli.console import progress_reporter, say
+from augtool.cli.console import print_error, progress_reporter, say
 from augtool.core.encoders.job import EmbedConfig as E
 
 
@@ -28,7 +27,9 @@ from augtool.core.encoders.job import EmbedConfig as E
 def embed(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="JSONL file with a text per row.")],
-    output: OutputOpt,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output .npy file (float32, one row per row).")
+    ],
     encoder: Annotated[str, typer.Option(help=help_of(E, "encoder"))] = default_of(E, "encoder"),
     pooling: Annotated[str | None, typer.Option(help=help_of(E, "pooling"))] = None,
     max_length: Annotated[int | None, typer.Option(help=help_of(E, "max_length"))] = None,
@@ -45,21 +46,27 @@ def embed(
 ) -> None:
     """Embed every text with a sentence encoder (default: all-MiniLM-L6-v2, offline).
 
-    Writes OUTPUT (.npy, float32, one row per input row), OUTPUT.ids.json and
-    OUTPUT.meta.json. Vectors are cached on disk: embedding the same texts again with the
-    same model is a lookup.
+    Writes OUTPUT (a NumPy .npy file, float32, one row per input row; other names are
+    refused), OUTPUT.ids.json and OUTPUT.meta.json. Vectors are cached on disk: embedding
+    the same texts again with the same model is a lookup, and an interrupted run resumes
+    from the cache when the same command is run again.
     """
-    from augtool.core.encoders.job import embed_records
+    from augtool.core.encoders.job import EmbedInterrupted, check_output_name, embed_records
     from augtool.data import build_meta, prepare_output, write_meta
 
     started = time.time()
+    check_output_name(output)
     settings = make_config(ctx, E, config)
     prepare_output(output, overwrite=overwrite, inputs=[file])
     records, rejects = read_input(file, text_field=settings.text_field, skip_invalid=skip_invalid)
-    with progress_reporter() as reporter:
-        described = embed_records(
-            records, output, settings, overwrite=overwrite, inputs=[file], reporter=reporter
-        )
+    try:
+        with progress_reporter() as reporter:
+            described = embed_records(
+                records, output, settings, overwrite=overwrite, inputs=[file], reporter=reporter
+            )
+    except EmbedInterrupted as exc:
+        print_error(str(exc))
+        raise typer.Exit(130) from None
     write_meta(
         output,
         build_meta(

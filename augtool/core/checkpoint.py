@@ -58,9 +58,21 @@ class Checkpoint:
         optimizer: torch.optim.Optimizer,
         device: str = "cpu",
     ) -> None:
-        """Load the saved weights into ``modules`` and the optimizer state."""
+        """Load the saved weights into ``modules`` and the optimizer state.
+
+        A damaged checkpoint is one :class:`~augtool.errors.ModelError` line that says
+        how to start over.
+        """
         from safetensors.torch import load_model
 
-        for name, module in modules.items():
-            load_model(module, str(self.folder / f"{name}.safetensors"), device=device)
-        optimizer.load_state_dict(torch.load(self.folder / OPTIMIZER_FILE, weights_only=True))
+        from augtool.core.model_errors import model_load_errors
+
+        with model_load_errors(self.folder, "checkpoint", hint="delete it to start over"):
+            for name, module in modules.items():
+                weights = self.folder / f"{name}.safetensors"
+                with model_load_errors(weights, "weights"):
+                    load_model(module, str(weights), device=device)
+            with model_load_errors(self.folder / OPTIMIZER_FILE, "optimizer state"):
+                optimizer.load_state_dict(
+                    torch.load(self.folder / OPTIMIZER_FILE, weights_only=True)
+                )

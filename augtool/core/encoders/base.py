@@ -22,9 +22,9 @@ from augtool.core.hub import (
     cache_root,
     folder_fingerprint,
     hub_snapshot,
-    loading,
     resolve_model_source,
 )
+from augtool.core.model_errors import model_load_errors
 
 if TYPE_CHECKING:
     import torch
@@ -163,6 +163,19 @@ class Encoder(ABC):
             out[index] = vectors[key]
         return out
 
+    def cached_count(self, texts: Sequence[str]) -> int:
+        """How many of ``texts`` (counting repeats) :meth:`encode` would take from the
+        embedding cache rather than embed; 0 with the cache off. Reads no vectors."""
+        cache = self._open_cache() if texts else None
+        if cache is None:
+            return 0
+        keys = [hashlib.sha256((self.prefix + text).encode("utf-8")).digest() for text in texts]
+        try:
+            found = cache.cached_keys(keys)
+        finally:
+            cache.close()
+        return sum(1 for key in keys if key in found)
+
     def _open_cache(self) -> EmbeddingCache | None:
         if not self.cache_enabled:
             return None
@@ -195,7 +208,7 @@ class TorchEncoder(Encoder):
         quiet_transformers()
         self.device = resolve_device(self.device_spec)
         dtype = resolve_dtype(self.dtype_spec, self.device)
-        with loading("encoder", self.name):
+        with model_load_errors(self.name, "encoder"):
             module = self._load_module()
         module.to(device=self.device, dtype=dtype)
         module.eval()

@@ -46,6 +46,17 @@ class EmbeddingCache:
                 found[key] = np.frombuffer(blob, dtype=np.float32)
         return found
 
+    def cached_keys(self, keys: Sequence[bytes]) -> set[bytes]:
+        """Which of ``keys`` are cached (their vectors are not read)."""
+        found: set[bytes] = set()
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT key FROM emb WHERE key IN ({marks})", chunk)
+            found.update(key for (key,) in rows)
+        return found
+
     def put_many(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
         """Store vectors (one row per key) and commit, so they survive an interruption."""
         vectors = np.asarray(vectors, dtype=np.float32)

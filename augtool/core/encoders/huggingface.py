@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from augtool.core.encoders.base import TorchEncoder, move_to
+from augtool.core.model_errors import model_load_errors
 from augtool.errors import OptionError
 
 if TYPE_CHECKING:
@@ -41,9 +42,13 @@ class HFEncoder(TorchEncoder):
 
     def _saved_pooling(self) -> dict[str, Any]:
         path = Path(self.source) / POOLING_FILE
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-        return {}
+        if not path.is_file():
+            return {}
+        with model_load_errors(self.name, "encoder"), model_load_errors(path, "file"):
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(saved, dict):
+                raise ValueError("not a JSON object")
+        return saved
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "pooling": self.pooling, "normalize": self.normalize}

@@ -16,6 +16,7 @@ from augtool.core.hub import DEFAULT_ENCODER, ENCODER_HELP, POOLING_HELP
 from augtool.core.progress import SILENT, Reporter
 from augtool.data.records import Record
 from augtool.data.writer import prepare_output, sidecar
+from augtool.errors import OptionError
 
 
 @dataclass
@@ -52,6 +53,44 @@ class EmbedConfig:
         check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
 
 
+#: The one output format of ``augtool embed``.
+NPY_SUFFIX = ".npy"
+
+
+def check_output_name(output: str | Path, option: str = "--output") -> Path:
+    """Refuse an output name that is not ``.npy``, before any work: embed writes a
+    NumPy array, and a ``.jsonl`` (or any other) name would hide binary data behind it."""
+    path = Path(output)
+    if path.suffix.lower() != NPY_SUFFIX:
+        raise OptionError(f"{option} {path}", "embed writes a NumPy array; use a .npy name")
+    return path
+
+
+class EmbedInterrupted(KeyboardInterrupt):
+    """``embed_records`` was interrupted; says what is kept and how to resume.
+
+    A ``KeyboardInterrupt``, so code that stops on Ctrl-C still stops.
+    """
+
+    def __init__(self, partial: Path, done: int, total: int, cached: bool) -> None:
+        self.partial = partial
+        self.done = done
+        self.total = total
+        self.cached = cached
+        if cached:
+            marker = f" ({partial} marks the unfinished run)" if partial.exists() else ""
+            message = (
+                f"interrupted after embedding {done} of {total} rows; they are kept in the "
+                f"embedding cache{marker}: rerun the same command to resume"
+            )
+        else:
+            message = (
+                f"interrupted after embedding {done} of {total} rows; with the cache off "
+                "(--no-cache) nothing is kept: rerunning the same command starts over"
+            )
+        super().__init__(message)
+
+
 def embed_records(
     records: list[Record],
     output: str | Path,
@@ -63,12 +102,17 @@ def embed_records(
 ) -> dict[str, Any]:
     """Write ``output`` (float32 ``.npy``, rows in input order) and ``<output>.ids.json``.
 
-    Vectors stream into a memory-mapped ``<output>.partial`` and land in the embedding
-    cache batch by batch, so memory stays flat and an interrupted run resumes from the
-    cache. Returns the encoder's description for provenance.
+    Vectors land in the embedding cache batch by batch (memory stays flat) and are
+    written into a memory-mapped ``<output>.partial``, renamed to ``output`` at the end.
+    The cache is what makes an interrupted run resumable: a rerun takes the rows already
+    embedded from it and embeds only the rest (``<output>.partial`` only marks the
+    unfinished run; the rerun says how many rows it found). With ``config.cache`` off
+    an interrupted run starts over. An interruption raises :class:`EmbedInterrupted`.
+    Returns the encoder's description for provenance.
     """
     from augtool.core.encoders import load_encoder
 
+    output = check_output_name(output)
     output = prepare_output(output, overwrite=overwrite, inputs=inputs or [])
     encoder = load_encoder(
         config.encoder,
@@ -80,14 +124,41 @@ def embed_records(
         cache=config.cache,
     )
     texts = [record.text or "" for record in records]
-    advance = reporter.task("embedding", len(texts))
-    probe = encoder.encode(texts[:1])
     partial = sidecar(output, ".partial")
-    array = np.lib.format.open_memmap(
-        partial, mode="w+", dtype=np.float32, shape=(len(texts), probe.shape[1])
-    )
-    encoder.encode(texts, progress=advance, out=array)
-    array.flush()
+    if partial.exists():
+        if config.cache:
+            done = encoder.cached_count(texts)
+            reporter.log(
+                f"resuming an interrupted run ({partial}): {done} of {len(texts)} rows are "
+                f"already embedded (in the embedding cache), {len(texts) - done} to go"
+            )
+        else:
+            reporter.log(
+                f"found {partial} from an interrupted run; with the cache off (--no-cache) "
+                f"nothing was kept: embedding all {len(texts)} rows again"
+            )
+    embedded = [0]
+    array = None
+    try:
+        # The first text loads the model (unless cached): a model that cannot load fails
+        # here, before the progress bar starts.
+        probe = encoder.encode(texts[:1])
+        progress = reporter.task("embedding", len(texts))
+
+        def advance(count: int) -> None:
+            embedded[0] += count
+            progress(count)
+
+        array = np.lib.format.open_memmap(
+            partial, mode="w+", dtype=np.float32, shape=(len(texts), probe.shape[1])
+        )
+        encoder.encode(texts, progress=advance, out=array)
+        array.flush()
+    except KeyboardInterrupt:
+        del array
+        if not config.cache:
+            partial.unlink(missing_ok=True)  # nothing in it can be resumed
+        raise EmbedInterrupted(partial, embedded[0], len(texts), config.cache) from None
     del array
     os.replace(partial, output)
     ids_path = sidecar(output, ".ids.json")

@@ -109,9 +109,12 @@ class HFBackend(ScoringLLM):
         so a fully cached rerun never loads them."""
         from transformers import AutoConfig
 
+        from augtool.core.model_errors import check_safetensors
+
         self.tokenizer  # noqa: B018 - loads and validates the tokenizer
         with loading("LLM", self.model):
             AutoConfig.from_pretrained(self.source)
+            check_safetensors(self.source)  # headers only: a truncated file fails now
 
     def load(self) -> None:
         """Load the model (and tokenizer) now; loading is otherwise lazy."""

@@ -36,6 +36,7 @@ from torch import nn
 
 from augtool.core.encoders import Encoder, load_encoder
 from augtool.core.inversion.model import encoder_info_of
+from augtool.core.model_errors import model_load_errors
 from augtool.core.progress import SILENT, Reporter
 from augtool.errors import AugtoolError, ModelError, OptionError
 
@@ -521,18 +522,17 @@ class EmbeddingDecoder:
                 f"({FORMAT_VERSION}); upgrade augtool"
             )
         resolved = resolve_device(device)
-        model, tokenizer = load_seq2seq(str(folder / SEQ2SEQ_DIR), what="decoder seq2seq model")
-        model_dim = int(model.get_input_embeddings().embedding_dim)
-        if model_dim != dims[1]:
-            raise ModelError(
-                f"{folder}: the projection writes {dims[1]}-dim pseudo-tokens but the "
-                f"seq2seq model takes {model_dim}-dim inputs"
-            )
-        projection = DecoderProjection(*dims)
-        try:
-            load_model(projection, str(folder / PROJECTION_FILE))
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise ModelError(f"{folder / PROJECTION_FILE}: cannot load it ({exc})") from exc
+        with model_load_errors(folder, "decoder"):
+            model, tokenizer = load_seq2seq(str(folder / SEQ2SEQ_DIR), what="decoder seq2seq model")
+            model_dim = int(model.get_input_embeddings().embedding_dim)
+            if model_dim != dims[1]:
+                raise ModelError(
+                    f"{folder}: the projection writes {dims[1]}-dim pseudo-tokens but the "
+                    f"seq2seq model takes {model_dim}-dim inputs"
+                )
+            projection = DecoderProjection(*dims)
+            with model_load_errors(folder / PROJECTION_FILE, "weights"):
+                load_model(projection, str(folder / PROJECTION_FILE))
         model.to(device=resolved, dtype=torch.float32)
         projection.to(resolved)
         decoder = cls(

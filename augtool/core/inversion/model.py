@@ -26,6 +26,7 @@ import torch
 from augtool.core.encoders import TorchEncoder, load_encoder
 from augtool.core.inversion.adaptor import Adaptor
 from augtool.core.inversion.soft_prompt import DEFAULT_TEMPLATE, PromptTemplate, SoftPromptLM
+from augtool.core.model_errors import model_load_errors
 from augtool.errors import ModelError, OptionError
 
 INVERSION_FILE = "inversion.json"
@@ -227,59 +228,64 @@ class InversionModel:
             shape = info["adaptor"]
         except (ValueError, KeyError) as exc:
             raise ModelError(f"{path}: unreadable ({exc})") from exc
-        model, tokenizer, resolved, llm_info = load_causal_lm(
-            llm_spec or info["llm"]["spec"],
-            device=device,
-            dtype=dtype,
-            gradient_checkpointing=gradient_checkpointing,
-        )
-        if llm_info["hidden_size"] != shape["llm_dim"]:
-            raise ModelError(
-                f"{folder}: the adaptor writes {shape['llm_dim']}-dim soft tokens but "
-                f"LLM {llm_info['spec']} takes {llm_info['hidden_size']}-dim inputs"
+        with model_load_errors(folder):
+            model, tokenizer, resolved, llm_info = load_causal_lm(
+                llm_spec or info["llm"]["spec"],
+                device=device,
+                dtype=dtype,
+                gradient_checkpointing=gradient_checkpointing,
             )
-        if llm_spec is None and llm_info["fingerprint"] != info["llm"].get("fingerprint"):
-            raise ModelError(
-                f"{folder}: LLM {info['llm']['spec']} now resolves to other weights "
-                "than the adaptor was trained with"
+            if llm_info["hidden_size"] != shape["llm_dim"]:
+                raise ModelError(
+                    f"{folder}: the adaptor writes {shape['llm_dim']}-dim soft tokens but "
+                    f"LLM {llm_info['spec']} takes {llm_info['hidden_size']}-dim inputs"
+                )
+            if llm_spec is None and llm_info["fingerprint"] != info["llm"].get("fingerprint"):
+                raise ModelError(
+                    f"{folder}: LLM {info['llm']['spec']} now resolves to other weights "
+                    "than the adaptor was trained with"
+                )
+            saved = info["encoder"]
+            spec = encoder_spec or (
+                str(folder / saved["path"]) if saved.get("path") else saved["name"]
             )
-        saved = info["encoder"]
-        spec = encoder_spec or (str(folder / saved["path"]) if saved.get("path") else saved["name"])
-        encoder = load_encoder(
-            spec,
-            backend=saved.get("backend", "auto") if not encoder_spec else "auto",
-            device=resolved,
-            dtype="float32",
-            max_length=saved.get("max_length"),
-        )
-        if not isinstance(encoder, TorchEncoder):  # pragma: no cover
-            raise ModelError(f"encoder {spec!r} cannot be used for inversion")
-        encoder.load()
-        if encoder.dimension != shape["encoder_dim"]:
-            raise ModelError(
-                f"encoder {spec!r} gives {encoder.dimension}-dim embeddings but the "
-                f"adaptor in {folder} expects {shape['encoder_dim']}"
+            encoder = load_encoder(
+                spec,
+                backend=saved.get("backend", "auto") if not encoder_spec else "auto",
+                device=resolved,
+                dtype="float32",
+                max_length=saved.get("max_length"),
             )
-        if encoder_spec is None and encoder.fingerprint != saved.get("fingerprint"):
-            raise ModelError(
-                f"{folder}: encoder {spec!r} now resolves to other weights than the "
-                "adaptor was trained with (fingerprint mismatch)"
+            if not isinstance(encoder, TorchEncoder):  # pragma: no cover
+                raise ModelError(f"encoder {spec!r} cannot be used for inversion")
+            encoder.load()
+            if encoder.dimension != shape["encoder_dim"]:
+                raise ModelError(
+                    f"encoder {spec!r} gives {encoder.dimension}-dim embeddings but the "
+                    f"adaptor in {folder} expects {shape['encoder_dim']}"
+                )
+            if encoder_spec is None and encoder.fingerprint != saved.get("fingerprint"):
+                raise ModelError(
+                    f"{folder}: encoder {spec!r} now resolves to other weights than the "
+                    "adaptor was trained with (fingerprint mismatch)"
+                )
+            adaptor = Adaptor(
+                shape["encoder_dim"],
+                shape["llm_dim"],
+                shape["soft_tokens"],
+                shape["hidden"],
+                bool(shape.get("norm", True)),  # adaptors saved before the option had it
+            ).to(resolved)
+            with model_load_errors(folder / ADAPTOR_FILE, "weights"):
+                load_model(adaptor, str(folder / ADAPTOR_FILE), device=str(resolved))
+            prompt = info.get("prompt", {})
+            template = PromptTemplate(
+                prompt.get("prefix", PromptTemplate.prefix),
+                prompt.get("suffix", PromptTemplate.suffix),
             )
-        adaptor = Adaptor(
-            shape["encoder_dim"],
-            shape["llm_dim"],
-            shape["soft_tokens"],
-            shape["hidden"],
-            bool(shape.get("norm", True)),  # adaptors saved before the option had it
-        ).to(resolved)
-        load_model(adaptor, str(folder / ADAPTOR_FILE), device=str(resolved))
-        prompt = info.get("prompt", {})
-        template = PromptTemplate(
-            prompt.get("prefix", PromptTemplate.prefix), prompt.get("suffix", PromptTemplate.suffix)
-        )
-        lm = SoftPromptLM(
-            model, tokenizer, template, max_target_tokens=int(info.get("max_target_tokens", 64))
-        )
+            lm = SoftPromptLM(
+                model, tokenizer, template, max_target_tokens=int(info.get("max_target_tokens", 64))
+            )
         return cls(
             encoder,
             adaptor,

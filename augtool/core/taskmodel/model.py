@@ -24,6 +24,7 @@ from torch import nn
 
 from augtool.core.encoders import TorchEncoder, load_encoder
 from augtool.core.encoders.base import Progress
+from augtool.core.model_errors import model_load_errors
 from augtool.errors import ModelError, OptionError
 
 MODEL_FILE = "augtool_model.json"
@@ -142,7 +143,12 @@ class TaskModel:
         batch_size: int = 64,
         cache: bool = True,
     ) -> TaskModel:
-        """Load a folder written by :meth:`save` (``augtool train``)."""
+        """Load a folder written by :meth:`save` (``augtool train``).
+
+        A missing folder, a folder without ``augtool_model.json`` or an unreadable one is
+        a :class:`ModelError` saying so; damaged weights (a truncated ``head.safetensors``,
+        a garbled encoder) are one ``cannot load model FOLDER: reason`` line.
+        """
         from safetensors.torch import load_file
 
         folder = Path(folder)
@@ -163,39 +169,41 @@ class TaskModel:
             raise ModelError(f"{config_path}: unreadable model config ({exc})") from exc
         if config.get("format", 0) > FORMAT_VERSION:
             raise ModelError(f"{config_path}: written by a newer augtool; please upgrade")
-        local = encoder_info.get("path")
-        spec = str(folder / local) if local else encoder_info["name"]
-        encoder = load_encoder(
-            spec,
-            backend=encoder_info.get("backend", "auto"),
-            device=device,
-            dtype="float32",
-            batch_size=batch_size,
-            max_length=encoder_info.get("max_length"),
-            pooling=encoder_info.get("pooling"),
-            cache=cache,
-        )
-        if not isinstance(encoder, TorchEncoder):  # pragma: no cover - registry guard
-            raise ModelError(f"encoder backend {encoder.backend!r} cannot be used here")
-        expected = encoder_info.get("fingerprint")
-        if expected and encoder.fingerprint != expected:
-            raise ModelError(
-                f"model {str(folder)!r}: its frozen encoder {encoder_info['name']!r} now resolves "
-                "to different weights than it was trained with"
-            )
-        encoder.load()
-        model = cls(
-            encoder,
-            labels,
-            head_hidden=int(head["hidden"]),
-            dropout=float(head["dropout"]),
-            encoder_spec=encoder_info,
-            train_config=config.get("train_config", {}),
-        )
         head_path = folder / HEAD_FILE
-        if not head_path.is_file():
-            raise ModelError(f"model {str(folder)!r}: {HEAD_FILE} is missing")
-        model.head.load_state_dict(load_file(str(head_path), device=str(model.device)))
+        with model_load_errors(folder):
+            local = encoder_info.get("path")
+            spec = str(folder / local) if local else encoder_info["name"]
+            encoder = load_encoder(
+                spec,
+                backend=encoder_info.get("backend", "auto"),
+                device=device,
+                dtype="float32",
+                batch_size=batch_size,
+                max_length=encoder_info.get("max_length"),
+                pooling=encoder_info.get("pooling"),
+                cache=cache,
+            )
+            if not isinstance(encoder, TorchEncoder):  # pragma: no cover - registry guard
+                raise ModelError(f"encoder backend {encoder.backend!r} cannot be used here")
+            expected = encoder_info.get("fingerprint")
+            if expected and encoder.fingerprint != expected:
+                raise ModelError(
+                    f"model {str(folder)!r}: its frozen encoder {encoder_info['name']!r} now "
+                    "resolves to different weights than it was trained with"
+                )
+            encoder.load()
+            model = cls(
+                encoder,
+                labels,
+                head_hidden=int(head["hidden"]),
+                dropout=float(head["dropout"]),
+                encoder_spec=encoder_info,
+                train_config=config.get("train_config", {}),
+            )
+            if not head_path.is_file():
+                raise ModelError(f"model {str(folder)!r}: {HEAD_FILE} is missing")
+            with model_load_errors(head_path, "weights"):  # names the file in the reason
+                model.head.load_state_dict(load_file(str(head_path), device=str(model.device)))
         model.head.eval()
         return model
 

@@ -169,8 +169,15 @@ def run_refine(
     if state["done"]:
         from safetensors.torch import load_model
 
+        from augtool.core.model_errors import model_load_errors
+
         last = staging / f"round-{state['done']}"
-        load_model(model.adaptor, str(last / "adaptor.safetensors"), device=str(model.lm.device))
+        weights = last / "adaptor.safetensors"
+        with (
+            model_load_errors(staging, "checkpoint", hint="delete it to start over"),
+            model_load_errors(weights, "weights"),
+        ):
+            load_model(model.adaptor, str(weights), device=str(model.lm.device))
         previous = str(last / TASK_MODEL_DIR)
         reporter.log(f"resuming refinement after round {state['done']} of {config.rounds}")
 

@@ -71,19 +71,15 @@ def load_causal_lm(source: str, config: TrainingOptions) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from augtool.core.device import resolve_device, resolve_dtype
-    from augtool.core.hub import loading, quiet_transformers
-    from augtool.errors import ModelError
+    from augtool.core.hub import quiet_transformers
+    from augtool.core.model_errors import model_load_errors
 
     quiet_transformers()
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
-    with loading("model", source):
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
-        except (OSError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"model {source!r}: cannot load a causal LM ({first})") from None
+    with model_load_errors(source, "LLM"):
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
