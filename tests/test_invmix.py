@@ -755,7 +755,7 @@ def test_bad_input(
     )
     assert_one_line_error(result, "empty.jsonl: no records")
     for option, value, message in (
-        ("--alpha", 0, "--alpha: must be positive"),
+        ("--alpha", 0, "--alpha: must be greater than 0"),
         ("--lam", 1.5, "--lam: must be between 0 and 1"),
         ("--plot", tmp_path / "map.gif", "--plot: " + f"{tmp_path / 'map.gif'}: '.gif' is not"),
     ):

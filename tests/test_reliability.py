@@ -223,3 +223,29 @@ def test_lock_is_reentrant_in_one_process_and_released_on_exit(tmp_path: Path) -
             holder.kill()
             holder.wait()
         OutputLock(out).acquire().release()
+
+
+def test_training_says_what_differs_when_it_discards_a_checkpoint(
+    tiny_st: Path, keyword_data: dict, tmp_path: Path, monkeypatch
+) -> None:
+    from augtool.core.taskmodel import train as train_module
+
+    out = tmp_path / "model"
+    args = ("train", keyword_data["train"], "-o", out, "--encoder", tiny_st, "--epochs", 2)
+    original = train_module.train_task_model
+
+    def stop_after_a_step(*positional, **keywords):
+        def hook(epoch: int, step: int) -> None:
+            if epoch == 1 and step == 2:
+                raise KeyboardInterrupt
+
+        return original(*positional, **{**keywords, "on_step_end": hook})
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "train_task_model", stop_after_a_step)
+        result = run_cli(*args, "--checkpoint-every", 0.000001)
+    assert result.exit_code == 130, result.stderr
+    result = run_cli(*args, "--lr", 1e-3)
+    assert result.exit_code == 0, result.stderr
+    warning = [line for line in result.stderr.splitlines() if "discarded" in line]
+    assert len(warning) == 1 and "--lr" in warning[0] and "model.partial" in warning[0]

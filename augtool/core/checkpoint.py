@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from augtool.data.writer import key_state
+
 PROGRESS_FILE = "progress.json"
 OPTIMIZER_FILE = "optimizer.pt"
 
@@ -47,7 +49,7 @@ class Checkpoint:
             save_model(module, str(staging / f"{name}.safetensors"))
         torch.save(optimizer.state_dict(), staging / OPTIMIZER_FILE)
         (staging / PROGRESS_FILE).write_text(
-            json.dumps({**progress, "run_key": self.key}), encoding="utf-8"
+            json.dumps({**progress, **key_state(self.key)}), encoding="utf-8"
         )
         shutil.rmtree(self.folder, ignore_errors=True)
         os.replace(staging, self.folder)

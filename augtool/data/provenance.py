@@ -118,6 +118,15 @@ def run_key(*parts: Any, **named: Any) -> RunKey:
     return RunKey(digest, described)
 
 
+def described_parts(**named: Any) -> dict[str, Any]:
+    """The ``label -> short value`` form of named key parts (as :func:`run_key` records
+    them), for keys hashed another way (streamed) that should still explain discards."""
+    described: dict[str, Any] = {}
+    for name, part in named.items():
+        described.update(_describable(name, _normalise(part)))
+    return described
+
+
 def key_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What differs between the described parts of two run keys, one phrase each."""
     changes = []

@@ -98,6 +98,25 @@ def notify_discard(message: str) -> None:
     print_warning(message)
 
 
+def announce_discard(where: str | Path, what: str, old_parts: Any, new_key: str) -> None:
+    """One warning line: ``WHERE: discarded WHAT of an unfinished earlier run that differs
+    from this one (--seed 7 -> 8); starting over`` (the differences as far as the earlier
+    run recorded its key's parts)."""
+    from augtool.data.provenance import key_differences
+
+    new_parts = getattr(new_key, "parts", None)
+    changes = (
+        key_differences(old_parts, new_parts)
+        if isinstance(old_parts, dict) and isinstance(new_parts, dict)
+        else []
+    )
+    why = "; ".join(changes) if changes else "other settings, inputs or models"
+    notify_discard(
+        f"{where}: discarded {what} of an unfinished earlier run that differs from this one "
+        f"({why}); starting over"
+    )
+
+
 def write_rejects(output: str | Path, rejects: Sequence[Rejected]) -> Path | None:
     """Write rows skipped under ``--skip-invalid`` to ``<output>.rejects.jsonl``
     (``<output>/rejects.jsonl`` when the output is a folder)."""
@@ -131,6 +150,22 @@ def output_is_current(output: str | Path, run_key: str) -> bool:
         and meta.get("run_key") == str(run_key)
         and meta.get("output_bytes") == output.stat().st_size
     )
+
+
+def key_state(key: str) -> dict[str, Any]:
+    """What a job records about its run key: the key and its parts (to explain discards)."""
+    return {"run_key": str(key), "key_parts": getattr(key, "parts", None)}
+
+
+def announce_stale(where: str | Path, state_file: str | Path, key: str) -> None:
+    """Warn, before unfinished work in ``where`` is thrown away, when ``state_file``
+    records another job's key (a missing or unreadable state says nothing)."""
+    try:
+        state = json.loads(Path(state_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(state, dict) and state.get("run_key") not in (None, str(key)):
+        announce_discard(where, "the work", state.get("key_parts"), key)
 
 
 class JsonlWriter:
@@ -208,23 +243,11 @@ class JsonlWriter:
 
     def _discard(self, state: dict[str, Any]) -> None:
         """Drop a partial output made by a different job, saying what differed."""
-        from augtool.data.provenance import key_differences
-
         with self.partial.open("rb") as handle:
             rows = sum(1 for raw in handle if raw.endswith(b"\n"))
         self.partial.unlink()
         self.discarded_partial = True
-        old_parts, new_parts = state.get("parts"), getattr(self.run_key, "parts", None)
-        changes = (
-            key_differences(old_parts, new_parts)
-            if isinstance(old_parts, dict) and isinstance(new_parts, dict)
-            else []
-        )
-        why = "; ".join(changes) if changes else "other settings, inputs or models"
-        notify_discard(
-            f"{self.partial}: discarded {rows} rows of an unfinished earlier run that differs "
-            f"from this one ({why}); starting over"
-        )
+        announce_discard(self.partial, f"{rows} rows", state.get("parts"), self.run_key)
 
     def write(self, rows: Iterable[Record | dict[str, Any]]) -> int:
         """Append rows and flush them to disk; returns how many were written."""

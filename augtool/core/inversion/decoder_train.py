@@ -41,16 +41,16 @@ import numpy as np
 import torch
 
 from augtool.core.budget import STOPPED_BY_BUDGET, TimeBudget
-from augtool.core.checkpoint import Checkpoint
+from augtool.core.checkpoint import PROGRESS_FILE, Checkpoint
 from augtool.core.encoders import Encoder, load_encoder
 from augtool.core.inversion.decoder import DECODER_FILE, EmbeddingDecoder
 from augtool.core.inversion.decoder_config import DecoderConfig
 from augtool.core.progress import SILENT, Reporter
 from augtool.core.seed import set_seed
 from augtool.data.corpus import CorpusIndex
-from augtool.data.provenance import config_dict
+from augtool.data.provenance import RunKey, config_dict, described_parts
 from augtool.data.vectors import VectorFile, VectorReader
-from augtool.data.writer import check_output_folder, publish_folder
+from augtool.data.writer import announce_stale, check_output_folder, publish_folder
 from augtool.errors import AugtoolError
 
 CHECKPOINT_DIR = "checkpoint"
@@ -156,7 +156,10 @@ def _keys(settings: dict[str, Any], encoder: Encoder, texts: _Texts) -> tuple[st
         run.update(piece)
         embedded.update(piece)
     run.update(b"]]")
-    return run.hexdigest()[:32], embedded.hexdigest()[:32]
+    parts = described_parts(
+        settings=settings, encoder=encoder.fingerprint, texts=embedded.hexdigest()
+    )
+    return RunKey(run.hexdigest()[:32], parts), embedded.hexdigest()[:32]
 
 
 def _embed(texts: _Texts, encoder: Encoder, store: VectorFile, reporter: Reporter) -> None:
@@ -239,6 +242,7 @@ def _train(
     checkpoint = Checkpoint(staging / CHECKPOINT_DIR, key)
     saved = checkpoint.load()
     if saved is None and staging.exists():  # another job's work; its embeddings may serve
+        announce_stale(staging, staging / CHECKPOINT_DIR / PROGRESS_FILE, key)
         for item in staging.iterdir():
             if item.is_dir():
                 shutil.rmtree(item)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from augtool.core.encoders import TorchEncoder, load_encoder
+from augtool.core.model_errors import ModelLoadError, model_load_errors
 from augtool.core.progress import SILENT, Reporter
 from augtool.core.seed import set_seed
 from augtool.core.taskmodel.config import TrainConfig
@@ -34,7 +35,12 @@ from augtool.core.taskmodel.model import MODEL_FILE, InitModel, TaskModel, resol
 from augtool.data.provenance import config_dict, run_key
 from augtool.data.records import Record, labels_of
 from augtool.data.sampling import train_dev_split
-from augtool.data.writer import check_output_folder, publish_folder
+from augtool.data.writer import (
+    announce_stale,
+    check_output_folder,
+    key_state,
+    publish_folder,
+)
 from augtool.errors import AugtoolError, OptionError
 
 CHECKPOINT_DIR = "checkpoint"
@@ -109,11 +115,10 @@ def build_task_model(
             model = TaskModel.load(
                 init.folder, device=config.device, batch_size=max(config.batch_size, 32)
             )
+        except ModelLoadError as exc:  # damaged files: the message names the folder
+            raise OptionError("init_from", str(exc)) from exc
         except AugtoolError as exc:
             raise OptionError("init_from", f"{init.given}: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001 - damaged weights: say so in one line
-            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-            raise OptionError("init_from", f"{init.given}: cannot load it ({reason})") from exc
         model.encoder_spec = {
             k: v for k, v in model.encoder_spec.items() if k not in ("path", "fingerprint")
         }
@@ -206,7 +211,7 @@ class _Checkpointer:
             "rng": rng or {},
         }
         self._write(name, modules, state)
-        progress = {**progress, "format": CHECKPOINT_FORMAT, "run_key": self.key, "folder": name}
+        progress = {**progress, "format": CHECKPOINT_FORMAT, **key_state(self.key), "folder": name}
         tmp = self.root / (PROGRESS_FILE + ".tmp")
         with tmp.open("w", encoding="utf-8") as handle:
             handle.write(json.dumps(progress))
@@ -228,11 +233,12 @@ class _Checkpointer:
         from safetensors.torch import load_model
 
         folder = self.root / progress["folder"]
-        for name, module in modules.items():
-            load_model(module, str(folder / f"{name}.safetensors"))
-        state = torch.load(folder / STATE_FILE, weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        with model_load_errors(folder, "checkpoint", hint="delete it to start over"):
+            for name, module in modules.items():
+                load_model(module, str(folder / f"{name}.safetensors"))
+            state = torch.load(folder / STATE_FILE, weights_only=True)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
         return state.get("rng") or {}
 
     def save_best(self, epoch: int, modules: dict[str, nn.Module]) -> None:
@@ -244,8 +250,10 @@ class _Checkpointer:
     def restore_best(self, epoch: int, modules: dict[str, nn.Module]) -> None:
         from safetensors.torch import load_model
 
-        for name, module in modules.items():
-            load_model(module, str(self.root / _best_folder(epoch) / f"{name}.safetensors"))
+        folder = self.root / _best_folder(epoch)
+        with model_load_errors(folder, "checkpoint", hint="delete it to start over"):
+            for name, module in modules.items():
+                load_model(module, str(folder / f"{name}.safetensors"))
 
     def _write(
         self, name: str, modules: dict[str, nn.Module], state: dict[str, Any] | None = None
@@ -366,6 +374,7 @@ def train_task_model(
     set_seed(config.seed)
     model, save_encoder = build_task_model(config, labels, init)  # may fail: before any output
     if progress_state is None and staging.exists():
+        announce_stale(staging, staging / CHECKPOINT_DIR / PROGRESS_FILE, key)
         shutil.rmtree(staging)
     staging.mkdir(parents=True, exist_ok=True)
     encoder = model.encoder

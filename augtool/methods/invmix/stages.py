@@ -30,7 +30,7 @@ from augtool.core.inversion.train import train_adaptor
 from augtool.core.progress import SILENT, Reporter
 from augtool.data.provenance import config_dict, run_key
 from augtool.data.records import Record
-from augtool.data.writer import check_output_folder, publish_folder
+from augtool.data.writer import announce_stale, check_output_folder, key_state, publish_folder
 from augtool.errors import AugtoolError
 from augtool.methods.invmix.config import AdaptorConfig, RefineConfig
 
@@ -161,8 +161,9 @@ def run_refine(
     state_path = staging / "rounds.json"
     state = _load_state(state_path, key)
     if state is None:
+        announce_stale(staging, state_path, key)
         shutil.rmtree(staging, ignore_errors=True)
-        state = {"run_key": key, "done": 0, "history": []}
+        state = {**key_state(key), "done": 0, "history": []}
     staging.mkdir(parents=True, exist_ok=True)
     encoder_path = model.encoder.source
     previous: str | None = None  # the last round's task model: theta continues from it

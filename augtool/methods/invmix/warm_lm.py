@@ -36,12 +36,12 @@ from typing import Any
 import torch
 
 from augtool.core.budget import STOPPED_BY_BUDGET, TimeBudget
-from augtool.core.checkpoint import Checkpoint
+from augtool.core.checkpoint import PROGRESS_FILE, Checkpoint
 from augtool.core.progress import SILENT, Reporter
 from augtool.data.corpus import index_corpus
 from augtool.data.jsonl import Rejected
 from augtool.data.provenance import config_dict, environment, file_fingerprint, run_key, utc_now
-from augtool.data.writer import check_output_folder, publish_folder
+from augtool.data.writer import announce_stale, check_output_folder, publish_folder
 from augtool.errors import ModelError, OptionError
 from augtool.methods.invmix.config import WarmLMConfig
 
@@ -225,14 +225,15 @@ def train_warm_lm(
     settings = {k: v for k, v in config_dict(config).items() if k not in _NOT_IN_RUN_KEY}
     key = run_key(
         "invmix-warm-lm",
-        settings,
-        {"sha256": corpus_info["sha256"], "bytes": corpus_info["bytes"]},
-        encoder_info["fingerprint"],
+        settings=settings,
+        corpus={"sha256": corpus_info["sha256"], "bytes": corpus_info["bytes"]},
+        encoder=encoder_info["fingerprint"],
     )
     staging = output.with_name(output.name + ".partial")
     checkpoint = Checkpoint(staging / CHECKPOINT_DIR, key)
     saved = checkpoint.load()
     if saved is None and staging.exists():
+        announce_stale(staging, staging / CHECKPOINT_DIR / PROGRESS_FILE, key)
         shutil.rmtree(staging)
     staging.mkdir(parents=True, exist_ok=True)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from augtool.core.progress import SILENT, Reporter
 from augtool.data.provenance import config_dict, run_key
+from augtool.data.writer import announce_stale, key_state
 from augtool.errors import OptionError
 from augtool.methods.lmmixup.config import GRPOTrainConfig, SFTTrainConfig, TrainingOptions
 
@@ -128,9 +129,10 @@ def prepare_staging(output: Path, key: str) -> tuple[Path, bool]:
         except (OSError, ValueError):
             same = False
         if not same:
+            announce_stale(staging, state, key)
             shutil.rmtree(staging)
     staging.mkdir(parents=True, exist_ok=True)
-    state.write_text(json.dumps({"run_key": key}), encoding="utf-8")
+    state.write_text(json.dumps(key_state(key)), encoding="utf-8")
     checkpoints = staging / CHECKPOINTS
     return staging, checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
 
