@@ -50,7 +50,7 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             check_option_ranges(kwargs)
-            with output_lock(kwargs.get("output")):
+            with output_locks(kwargs):
                 return func(*args, **kwargs)
         except AugtoolError as exc:
             print_error(str(exc))
@@ -89,19 +89,31 @@ def check_option_ranges(kwargs: dict[str, Any]) -> None:
     check_ranges(values)
 
 
-def output_lock(output: Any) -> Any:
-    """Hold ``--output``'s write lock for the whole command (one writer per output).
+#: Parameters naming files or folders a command writes; each is locked while it runs.
+OUTPUT_PARAMS = ("output", "dev_output")
 
-    A no-op when the command has no output path or its folder does not exist yet (the
-    writer inside creates it and takes the same, re-entrant, lock).
+
+def output_locks(kwargs: dict[str, Any]) -> Any:
+    """Hold the write lock of every output for the whole command (one writer per output).
+
+    Outputs whose folder does not exist yet are skipped here: the writer inside creates
+    the folder and takes the same (re-entrant) lock.
     """
     import contextlib
 
     from augtool.data.lock import OutputLock
 
-    if not isinstance(output, Path) or str(output) == "-" or not output.parent.is_dir():
-        return contextlib.nullcontext()
-    return OutputLock(output)
+    stack = contextlib.ExitStack()
+    try:
+        for name in OUTPUT_PARAMS:
+            output = kwargs.get(name)
+            if isinstance(output, Path) and str(output) != "-" and output.parent.is_dir():
+                option = "--" + name.replace("_", "-")
+                stack.enter_context(OutputLock(output, option=option))
+    except BaseException:
+        stack.close()  # the locks taken so far
+        raise
+    return stack
 
 
 def _current_context() -> Any:
