@@ -116,4 +116,4 @@ def test_a_budget_that_is_not_positive_is_refused(command: tuple[str, str], tmp_
     result = run_cli(
         *command, EXAMPLES / "intents-unlabeled.jsonl", "-o", tmp_path / "x", "--max-minutes", 0
     )
-    assert_one_line_error(result, "--max-minutes", "must be positive")
+    assert_one_line_error(result, "--max-minutes", "must be greater than 0")

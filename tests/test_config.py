@@ -94,7 +94,7 @@ def test_cli_options_match_config_fields(command: str, config_cls: type) -> None
 def test_post_init_checks_name_the_option() -> None:
     with pytest.raises(OptionError, match="--epochs: must be at least 1"):
         TrainConfig(epochs=0)
-    with pytest.raises(OptionError, match="--alpha: must be positive"):
+    with pytest.raises(OptionError, match="--alpha: must be (positive|greater than 0)"):
         TrainConfig(alpha=0)
     with pytest.raises(OptionError, match="--dtype"):
         EmbedConfig(dtype="int4")

@@ -249,3 +249,22 @@ def test_training_says_what_differs_when_it_discards_a_checkpoint(
     assert result.exit_code == 0, result.stderr
     warning = [line for line in result.stderr.splitlines() if "discarded" in line]
     assert len(warning) == 1 and "--lr" in warning[0] and "model.partial" in warning[0]
+
+
+def test_rerunning_a_finished_command_is_a_no_op(
+    tiny_st: Path, keyword_data: dict, tmp_path: Path
+) -> None:
+    """A script restarted after a crash that came after the output was finished."""
+    model = tmp_path / "model"
+    train = ("train", keyword_data["train"], "-o", model, "--encoder", tiny_st, "--epochs", 1)
+    predict = ("predict", model, keyword_data["test"], "-o", tmp_path / "p.jsonl")
+    embed = ("embed", keyword_data["test"], "-o", tmp_path / "e.npy", "--encoder", tiny_st)
+    for command in (train, predict, embed):
+        assert run_cli(*command).exit_code == 0
+        result = run_cli(*command)
+        assert result.exit_code == 0, result.stderr
+        assert "already complete" in result.stdout, command[0]
+    # Retraining the model changes predict's job: refused (the output exists) until asked.
+    assert run_cli(*train, "--seed", 3, "--overwrite").exit_code == 0
+    result = run_cli(*predict)
+    assert_one_line_error(result, "already exists")

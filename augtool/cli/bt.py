@@ -13,6 +13,7 @@ from augtool.cli.common import (
     OutputOpt,
     OverwriteOpt,
     SkipInvalidOpt,
+    finished_already,
     handle_errors,
     make_config,
     read_input,
@@ -40,23 +41,26 @@ def bt(
     from augtool.data import FieldMap, JsonlWriter, build_meta, prepare_output, run_key, write_meta
     from augtool.data.jsonl import check_input_file
     from augtool.data.provenance import config_dict, file_fingerprint
+    from augtool.data.writer import completion_record
     from augtool.methods.backtranslation import bt_rows, build_engine, output_id
 
     started = time.time()
     settings = make_config(ctx, BTConfig, config)
     check_input_file(file)
+    operational = {"batch_size", "device"}
+    key = run_key(
+        "bt",
+        settings={k: v for k, v in config_dict(settings).items() if k not in operational},
+        input=file_fingerprint(file),
+    )
+    if finished_already(output, key):
+        return
     prepare_output(output, overwrite=overwrite, inputs=[file])
     records, rejects = read_input(
         file,
         text_field=settings.text_field,
         label_field=settings.label_field,
         skip_invalid=skip_invalid,
-    )
-    operational = {"batch_size", "device"}
-    key = run_key(
-        "bt",
-        settings={k: v for k, v in config_dict(settings).items() if k not in operational},
-        input=file_fingerprint(file),
     )
     fields = FieldMap(text=settings.text_field, label=settings.label_field)
     engine = build_engine(settings, warn=print_warning)
@@ -107,6 +111,7 @@ def bt(
             models={"engine": engine.describe()},
             counts=counts,
             started=started,
+            extra=completion_record(output, key),
         ),
     )
     report_rejects(output, rejects)

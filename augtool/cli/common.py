@@ -116,6 +116,22 @@ def output_locks(kwargs: dict[str, Any]) -> Any:
     return stack
 
 
+def finished_already(output: Path, key: str) -> bool:
+    """True (and says so) when ``output`` is a finished run of this very job: rerunning a
+    command after it completed, e.g. a script restarted after a crash, is a no-op."""
+    from augtool.cli.console import say
+    from augtool.data.writer import output_is_current
+
+    if not output_is_current(output, key):
+        return False
+    meta = output / "meta.json" if output.is_dir() else f"{output}.meta.json"
+    say(
+        f"{output} is already complete for these inputs and settings (see {meta}); "
+        "nothing to do. Delete it to run again."
+    )
+    return True
+
+
 def _current_context() -> Any:
     """The running command's context (typer >= 0.26 vendors click under ``typer._click``)."""
     try:

@@ -13,6 +13,7 @@ from augtool.cli.common import (
     OutputOpt,
     OverwriteOpt,
     SkipInvalidOpt,
+    finished_already,
     handle_errors,
     make_config,
     read_input,
@@ -41,18 +42,14 @@ def eda(
     from augtool.data import FieldMap, JsonlWriter, build_meta, prepare_output, run_key, write_meta
     from augtool.data.jsonl import check_input_file
     from augtool.data.provenance import config_dict, file_fingerprint
-    from augtool.data.writer import completion_record, output_is_current
+    from augtool.data.writer import completion_record
     from augtool.methods.eda import augment_record, needs_synonyms, vocabulary
 
     started = time.time()
     settings = make_config(ctx, EDAConfig, config)
     check_input_file(file)
     key = run_key("eda", settings=config_dict(settings), input=file_fingerprint(file))
-    if output_is_current(output, key):
-        say(
-            f"{output} is already complete for this input and these settings "
-            f"(see {output}.meta.json); nothing to do. Delete it to run again."
-        )
+    if finished_already(output, key):
         return
     prepare_output(output, overwrite=overwrite, inputs=[file])
     records, rejects = read_input(

@@ -13,6 +13,7 @@ from augtool.cli.common import (
     OverwriteOpt,
     SkipInvalidOpt,
     default_of,
+    finished_already,
     handle_errors,
     help_of,
     make_config,
@@ -52,11 +53,25 @@ def embed(
     from the cache when the same command is run again.
     """
     from augtool.core.encoders.job import EmbedInterrupted, check_output_name, embed_records
-    from augtool.data import build_meta, prepare_output, write_meta
+    from augtool.core.hub import model_key
+    from augtool.data import build_meta, prepare_output, run_key, write_meta
+    from augtool.data.jsonl import check_input_file
+    from augtool.data.provenance import config_dict, file_fingerprint
+    from augtool.data.writer import completion_record
 
     started = time.time()
     check_output_name(output)
     settings = make_config(ctx, E, config)
+    check_input_file(file)
+    operational = {"batch_size", "device", "cache"}
+    key = run_key(
+        "embed",
+        settings={k: v for k, v in config_dict(settings).items() if k not in operational},
+        input=file_fingerprint(file),
+        encoder=model_key(settings.encoder),
+    )
+    if finished_already(output, key):
+        return
     prepare_output(output, overwrite=overwrite, inputs=[file])
     records, rejects = read_input(file, text_field=settings.text_field, skip_invalid=skip_invalid)
     try:
@@ -76,6 +91,7 @@ def embed(
             models={"encoder": described},
             counts={"rows": len(records)},
             started=started,
+            extra=completion_record(output, key),
         ),
     )
     report_rejects(output, rejects)

@@ -18,6 +18,7 @@ from augtool.cli.common import (
     OverwriteOpt,
     SkipInvalidOpt,
     TextFieldOpt,
+    finished_already,
     handle_errors,
     read_input,
     report_rejects,
@@ -118,20 +119,23 @@ def predict(
     from augtool.data import FieldMap, JsonlWriter, build_meta, prepare_output, run_key, write_meta
     from augtool.data.jsonl import check_input_file
     from augtool.data.provenance import file_fingerprint
+    from augtool.data.writer import completion_record
 
     started = time.time()
     check_input_file(file)
-    prepare_output(output, overwrite=overwrite, inputs=[file])
-    model = TaskModel.load(model_dir, device=device, batch_size=batch_size)
-    records, rejects = read_input(
-        file, text_field=text_field, label_field=label_field, skip_invalid=skip_invalid
-    )
     key = run_key(
         "predict",
         model=model_key(model_dir),
         input=file_fingerprint(file),
         text_field=text_field,
         label_field=label_field,
+    )
+    if finished_already(output, key):
+        return
+    prepare_output(output, overwrite=overwrite, inputs=[file])
+    model = TaskModel.load(model_dir, device=device, batch_size=batch_size)
+    records, rejects = read_input(
+        file, text_field=text_field, label_field=label_field, skip_invalid=skip_invalid
     )
     fields = FieldMap(text=text_field, label=label_field)
     writer = JsonlWriter(output, run_key=key, fields=fields, overwrite=overwrite, inputs=[file])
@@ -157,6 +161,7 @@ def predict(
             counts={"rows": len(records)},
             models={"task_model": str(model_dir)},
             started=started,
+            extra=completion_record(output, key),
         ),
     )
     report_rejects(output, rejects)

@@ -13,6 +13,7 @@ from augtool.cli.common import (
     OverwriteOpt,
     SkipInvalidOpt,
     default_of,
+    finished_already,
     handle_errors,
     help_of,
     make_config,
@@ -78,11 +79,31 @@ def train(
     saved model (e.g. the refined theta* of `augtool invmix refine`, Eq. 12). An
     interrupted run resumes from its last checkpoint when the same command is run again.
     """
+    from augtool.core.hub import model_key
     from augtool.core.taskmodel.train import train_task_model
-    from augtool.data import build_meta, write_meta
+    from augtool.data import build_meta, run_key, write_meta
+    from augtool.data.jsonl import check_input_file
+    from augtool.data.provenance import config_dict, file_fingerprint
+    from augtool.data.writer import completion_record
 
     started = time.time()
     settings = make_config(ctx, T, config)
+    for path in [*files, *([dev] if dev else [])]:
+        check_input_file(path)
+    key = run_key(
+        "train",
+        settings={
+            k: v
+            for k, v in config_dict(settings).items()
+            if k not in ("device", "encoder", "init_from")
+        },
+        inputs=[file_fingerprint(path) for path in files],
+        dev=file_fingerprint(dev) if dev else None,
+        encoder=model_key(settings.encoder) if not settings.init_from else None,
+        init=model_key(settings.init_from) if settings.init_from else None,
+    )
+    if finished_already(output, key):
+        return
     records, rejects = read_input(
         files,
         text_field=settings.text_field,
@@ -131,6 +152,7 @@ def train(
             "best_epoch": result.best_epoch,
             "history": result.history,
             "init_from": result.init_from,
+            **completion_record(output, key),
         },
     )
     write_meta(output, meta)

@@ -131,24 +131,28 @@ def write_rejects(output: str | Path, rejects: Sequence[Rejected]) -> Path | Non
 
 def completion_record(output: str | Path, run_key: str) -> dict[str, Any]:
     """Meta fields that let a rerun recognise a finished output (see :func:`output_is_current`)."""
-    return {"run_key": str(run_key), "output_bytes": Path(output).stat().st_size}
+    output = Path(output)
+    size = None if output.is_dir() else output.stat().st_size
+    return {"run_key": str(run_key), "output_bytes": size}
 
 
 def output_is_current(output: str | Path, run_key: str) -> bool:
     """True when ``output`` is a finished run of this very job (same key in its meta file,
-    same size as written), so rerunning it would only redo the same work."""
+    same size as written; for a folder, its ``meta.json``), so rerunning it would only redo
+    the same work."""
     output = Path(output)
-    meta_path = sidecar(output, ".meta.json")
-    if not output.is_file() or not meta_path.is_file():
+    meta_path = output / "meta.json" if output.is_dir() else sidecar(output, ".meta.json")
+    if not output.exists() or not meta_path.is_file():
         return False
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
+    size = None if output.is_dir() else output.stat().st_size
     return (
         isinstance(meta, dict)
         and meta.get("run_key") == str(run_key)
-        and meta.get("output_bytes") == output.stat().st_size
+        and meta.get("output_bytes") == size
     )
 
 
