@@ -716,6 +716,44 @@ def topex_generators() -> str:
     )
 
 
+KILL_TRIAL_COMMANDS = {
+    "eda": "`augtool eda --n-aug 16`",
+    "predict": "`augtool predict`",
+    "embed": "`augtool embed` (no cache)",
+    "bt": "`augtool bt --engine apertium`",
+    "train": "`augtool train --checkpoint-every 1`",
+}
+
+
+def kill_trials() -> str:
+    """docs/data-format.md: SIGKILL at random moments, then a rerun, per long command."""
+    run = load("kill_trials")
+    figures, settings = run["figures"], run["settings"]
+    lines = [
+        "| command | trials with a kill | kills | reruns that resumed | rows lost | "
+        "rows duplicated | output identical to an uninterrupted run | uninterrupted run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in figures.items():
+        rows_lost = "–" if name in ("embed", "train") else str(result["rows_lost"])
+        duplicated = "–" if name in ("embed", "train") else str(result["rows_duplicated"])
+        lines.append(
+            f"| {KILL_TRIAL_COMMANDS.get(name, name)} | {result['trials_with_a_kill']} "
+            f"| {result['kills']} | {result['resumed_runs']} | {rows_lost} | {duplicated} "
+            f"| {result['identical']} of {result['trials']} | {result['reference_seconds']:.0f} s |"
+        )
+    return (
+        "\n".join(lines)
+        + f"\n\n{settings['rows']:,} TREC questions per command (`train`: 200, 2 epochs); one "
+        "to three SIGKILLs per trial at seeded random moments of the run, start-up included, "
+        "then the same command to the end. Identical: the same bytes (`embed`: the array; "
+        "`train`: the model folder but its meta file and log). A trial whose kill came after "
+        "the run had finished does not count towards the trials with a kill. "
+        + _provenance(run)
+        + "\n"
+    )
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "trec-bench-accuracy": trec_bench_accuracy,
     "trec-bench-seeds": trec_bench_seeds,
@@ -733,6 +771,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "inversion-quality": inversion_quality,
     "decoder-memory": decoder_memory,
     "topex-generators": topex_generators,
+    "kill-trials": kill_trials,
 }
 
 

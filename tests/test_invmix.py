@@ -708,7 +708,7 @@ def test_intrusion_sample_styles_and_bad_input(mixed_file: Path, tmp_path: Path)
     assert_one_line_error(
         error("--labels", other), "--labels", "DESC, HUM, NUM", "it names: LOC, ENTY"
     )
-    assert_one_line_error(error("--sample", -1), "--sample", ">= 0")
+    assert_one_line_error(error("--sample", -1), "--sample", "at least 0")
     assert_one_line_error(error("--prompt-style", "fancy"), "--prompt-style")
     assert_one_line_error(error("--scoring", "loglik"), "--scoring", "loglik needs a local model")
 

@@ -13,7 +13,6 @@ from augtool.core.generation.jobs import ReplyRejected, clean_reply, derive_seed
 from augtool.core.generation.labels import LabelSet, label_set_from, load_label_set, normalize
 from augtool.core.generation.prompts import load_prompt_file, placeholders_of
 from augtool.core.generation.retry import RateLimiter, RetryPolicy, parse_retry_after
-from augtool.core.registry import UnknownNameError
 from augtool.errors import AugtoolError, OptionError
 
 
@@ -21,7 +20,8 @@ def test_llm_specs() -> None:
     assert parse_llm_spec("openai:gpt-4o-mini") == ("openai", "gpt-4o-mini")
     assert parse_llm_spec("hf:./models/tiny") == ("hf", "./models/tiny")
     assert parse_llm_spec("transformers:x") == ("hf", "x")
-    with pytest.raises(UnknownNameError, match=r"unknown LLM backend 'vllm' \(known: hf, openai\)"):
+    unknown = r"--llm: vllm:model: unknown LLM backend 'vllm' \(known: hf, openai\)"
+    with pytest.raises(OptionError, match=unknown):
         parse_llm_spec("vllm:model")
     with pytest.raises(OptionError, match="--llm: 'gpt-4o' needs a backend prefix"):
         parse_llm_spec("gpt-4o")

@@ -65,11 +65,12 @@ _COUNTS = """adaptor_epochs batch_size bins components concurrency ctc_texts dec
     lora_alpha lora_r mauve_seeds max_chars max_completion_length max_decode_tokens
     max_length max_new_tokens max_pairs max_requests max_samples max_steps max_target_tokens
     min_group min_samples n n_aug name_words num_beams num_tokens pairs pe_iterations
-    pe_variations per_label rounds sample save_every save_steps soft_tokens task_batch_size
+    pe_variations per_label save_every save_steps soft_tokens task_batch_size
     task_epochs top_n_words variants"""
 _NON_NEGATIVE = """adaptor_hidden checkpoint_every cluster cluster_selection_epsilon
     correction_epochs correction_steps head_hidden m max_errors max_outside max_retries
-    noise_multiplier patience rpm seed shots temperature weight_decay beta xi"""
+    noise_multiplier patience rpm seed shots temperature weight_decay beta xi
+    rounds sample"""
 _POSITIVE = "alpha head_lr lr max_eps max_minutes step_size task_lr timeout"
 _FRACTIONS = """alpha_ri alpha_rs alpha_sr align_threshold drop_rate error_threshold keep_min
     lam lora_dropout noise_rate p_rd pe_mask_prob threshold warmup_ratio"""
