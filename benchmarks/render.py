@@ -747,7 +747,7 @@ def kill_trials() -> str:
         + f"\n\n{settings['rows']:,} TREC questions per command (`train`: 200, 2 epochs); one "
         "to three SIGKILLs per trial at seeded random moments of the run, start-up included, "
         "then the same command to the end. Identical: the same bytes (`embed`: the array; "
-        "`train`: the model folder but its meta file and log). A trial whose kill came after "
+        "`train`: the model folder but its meta file). A trial whose kill came after "
         "the run had finished does not count towards the trials with a kill. "
         + _provenance(run)
         + "\n"
