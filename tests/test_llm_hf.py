@@ -63,7 +63,21 @@ def test_option_scores_are_exact_log_likelihoods_under_left_padding(tiny_llama: 
 
     llm = load_llm(f"hf:{tiny_llama}", cache=False)
     assert isinstance(llm, HFBackend)
+    llm.load()
+    widths = []
+    hook = llm._model.register_forward_hook(
+        lambda module, args, kwargs, out: widths.append(
+            (kwargs["input_ids"].shape[1], out.logits.shape[1])
+        ),
+        with_kwargs=True,
+    )
     batched = llm.score(PROMPTS, LABELS)
+    hook.remove()
+    longest = max(
+        len(llm.tokenizer(label, add_special_tokens=False)["input_ids"]) for label in LABELS
+    )
+    # Vocabulary logits only where an option token is predicted, not over the prompt.
+    assert widths and all(kept == longest + 1 < width for width, kept in widths)
     llm.batch_size = 1
     single = llm.score(PROMPTS, LABELS)
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)

@@ -207,7 +207,14 @@ class HFBackend(ScoringLLM):
         return [text.strip() for text in texts]
 
     def score_batch(self, prompts: list[Prompt], options: list[str]) -> list[list[OptionScore]]:
-        """Sum of log P(option tokens | rendered prompt), one forward pass per prompt batch."""
+        """Sum of log P(option tokens | rendered prompt), one forward pass per prompt batch.
+
+        Sequences are left-padded, so every option ends at the last position: only the
+        last ``longest option + 1`` positions need vocabulary logits, and only those are
+        computed (``logits_to_keep``), so memory grows with the options' tokens, not with
+        prompt length x vocabulary. Models whose forward lacks ``logits_to_keep`` get
+        the full logits, sliced the same way.
+        """
         self.load()
         option_ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in options]
         if any(not ids for ids in option_ids):
@@ -220,17 +227,21 @@ class HFBackend(ScoringLLM):
                 spans.append((len(prefix), len(ids)))
         batch = self._left_pad(sequences)
         positions = (batch["attention_mask"].cumsum(dim=-1) - 1).clamp(min=0)
+        # The predictors of every option token (the last ``keep`` positions).
+        keep = min(max(len(ids) for ids in option_ids) + 1, batch["input_ids"].shape[1])
         with torch.inference_mode():
-            logits = self._model(**batch, position_ids=positions).logits.float()
+            try:
+                output = self._model(**batch, position_ids=positions, logits_to_keep=keep)
+            except TypeError:  # an architecture without logits_to_keep
+                output = self._model(**batch, position_ids=positions)
+        logits = output.logits[:, -keep:].float()
         log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
-        targets = batch["input_ids"][:, 1:]
+        targets = batch["input_ids"][:, -keep + 1 :]
         token_scores = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        width = batch["input_ids"].shape[1]
         scores: list[OptionScore] = []
-        for row, (prefix_len, option_len) in enumerate(spans):
-            seq_len = prefix_len + option_len
-            start = width - seq_len + prefix_len  # position of the first option token
-            total = token_scores[row, start - 1 : start - 1 + option_len].sum()
+        for row, (_, option_len) in enumerate(spans):
+            # The option fills the last option_len positions (left padding).
+            total = token_scores[row, token_scores.shape[1] - option_len :].sum()
             scores.append(OptionScore(float(total), option_len))
         k = len(options)
         return [scores[i * k : (i + 1) * k] for i in range(len(prompts))]
