@@ -28,14 +28,19 @@ from augtool.errors import ModelError
 
 
 class SeededSampler:
-    """Temperature, top-p, then Gumbel-max sampling with one generator per batch row."""
+    """Temperature, top-p, then Gumbel-max sampling with one generator per batch row.
+
+    The generators live on the device the logits are on (created with the first step),
+    so the noise is drawn there: no vocabulary-sized tensor per row and token is made on
+    the host and copied over. A row's draws depend only on its seed, so outputs stay the
+    same across batch sizes (on one device type; CPU and CUDA streams differ).
+    """
 
     def __init__(self, seeds: list[int], temperature: float, top_p: float, device: str) -> None:
         self.temperature = temperature
         self.top_p = top_p
-        self.generators = [
-            torch.Generator(device="cpu").manual_seed(int(s) % (2**63)) for s in seeds
-        ]
+        self.seeds = [int(s) % (2**63) for s in seeds]
+        self.generators: list[torch.Generator] | None = None
         self.device = device
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -48,9 +53,16 @@ class SeededSampler:
             drop = cumulative - torch.softmax(sorted_logits, dim=-1) >= self.top_p
             sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
             logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+        if self.generators is None:
+            self.generators = [
+                torch.Generator(device=logits.device).manual_seed(seed) for seed in self.seeds
+            ]
         uniform = torch.stack(
-            [torch.rand(logits.shape[-1], generator=g) for g in self.generators]
-        ).to(logits.device)
+            [
+                torch.rand(logits.shape[-1], generator=g, device=logits.device)
+                for g in self.generators
+            ]
+        )
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
         return logits + gumbel
 
