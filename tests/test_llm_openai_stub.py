@@ -403,3 +403,30 @@ def test_prompt_file_placeholders_and_label_files_are_checked_first(
     bad_style = run_cli("llm", "rewrite", data, "-o", out, *llm_args(stub, "--prompt-style", "x"))
     assert_one_line_error(bad_style, "--prompt-style: must be one of paper, augtool")
     assert chat_requests(stub) == 0 and not out.exists()
+
+
+def test_retry_after_ms_is_honoured(stub, data: Path, tmp_path: Path) -> None:
+    from augtool.core.generation.retry import retry_after_header
+
+    assert retry_after_header({"retry-after-ms": "250", "retry-after": "9"}) == "0.25"
+    assert retry_after_header({"retry-after": "3"}) == "3"
+    stub.script(Status(429, {"retry-after-ms": "2500"}), when="message number 0")
+    started = time.monotonic()
+    result = run_cli("llm", "rewrite", data, "-o", tmp_path / "o.jsonl", *llm_args(stub))
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 0, result.stderr
+    assert chat_requests(stub) == 7
+    assert 2.5 <= elapsed < 8  # the hint (the default first backoff is at most 1.5 s)
+
+
+def test_a_server_that_wants_max_completion_tokens_gets_it(data: Path, tmp_path: Path) -> None:
+    with StubOpenAIServer(completion_tokens_only=True) as server:
+        out = tmp_path / "o.jsonl"
+        args = llm_args(server, "--concurrency", 1, "--max-new-tokens", 32)
+        result = run_cli("llm", "rewrite", data, "-o", out, *args)
+        assert result.exit_code == 0, result.stderr
+        assert len(read_jsonl(out)) == 6
+        bodies = [r["body"] for r in server.requests]
+        assert "max_tokens" in bodies[0]  # refused once, with OpenAI's own message
+        assert all(b.get("max_completion_tokens") == 32 for b in bodies[1:])
+        assert all("max_tokens" not in b for b in bodies[1:]) and len(bodies) == 7

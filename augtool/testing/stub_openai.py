@@ -48,9 +48,16 @@ class Reply:
 class StubOpenAIServer:
     """Context manager running the stub in a background thread."""
 
-    def __init__(self, latency: float = 0.0, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        latency: float = 0.0,
+        api_key: str | None = None,
+        completion_tokens_only: bool = False,
+    ) -> None:
         self.latency = latency
         self.api_key = api_key
+        #: Reject ``max_tokens`` with OpenAI's 400, as its reasoning models do.
+        self.completion_tokens_only = completion_tokens_only
         self.requests: list[dict[str, Any]] = []
         self._script: deque[Status | Stall | Reply] = deque()
         self._targeted: dict[str, deque[Status | Stall | Reply]] = {}
@@ -134,6 +141,13 @@ class StubOpenAIServer:
                     return
                 with stub._lock:
                     stub.requests.append({"time": time.monotonic(), "body": body})
+                if stub.completion_tokens_only and "max_tokens" in body:
+                    message = (
+                        "Unsupported parameter: 'max_tokens' is not supported with this "
+                        "model. Use 'max_completion_tokens' instead."
+                    )
+                    self._send(400, {"error": {"message": message, "param": "max_tokens"}})
+                    return
                 messages = body.get("messages") or [{"content": ""}]
                 action = stub._next_action(str(messages[-1].get("content", "")))
                 if isinstance(action, Status):

@@ -10,12 +10,13 @@ once. The API key is read from the environment and never logged or written.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from typing import Any
 
 from augtool.core.generation.base import LLM
 from augtool.core.generation.params import Failure, GenerationParams, Prompt, as_messages
-from augtool.core.generation.retry import RateLimiter, RetryPolicy
+from augtool.core.generation.retry import RateLimiter, RetryPolicy, retry_after_header
 from augtool.errors import AugtoolError
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -51,6 +52,9 @@ class OpenAIBackend(LLM):
         self.limiter = RateLimiter(rpm)
         self.timeout = timeout
         self.retry = retry or RetryPolicy(max_retries=max_retries)
+        #: The reply-length field: ``max_tokens``, or ``max_completion_tokens`` once the
+        #: server says it wants that one (OpenAI's reasoning models).
+        self.token_limit_field = "max_tokens"
 
     def identity(self) -> dict[str, Any]:
         return {"backend": self.scheme, "model": self.model, "base_url": self.base_url}
@@ -144,10 +148,10 @@ class OpenAIBackend(LLM):
                     response = await client.chat.completions.create(
                         model=self.model,
                         messages=as_messages(prompt),
-                        max_tokens=params.max_new_tokens,
                         temperature=params.temperature,
                         top_p=params.top_p,
                         seed=seed,
+                        **{self.token_limit_field: params.max_new_tokens},
                     )
                     content = response.choices[0].message.content if response.choices else None
                     return content.strip() if content else Failure("empty reply")
@@ -155,13 +159,24 @@ class OpenAIBackend(LLM):
                     error, retry_after = f"{type(exc).__name__}: {_reason(exc)}", None
                 except openai.APIStatusError as exc:
                     error = f"HTTP {exc.status_code}: {_reason(exc)}"
+                    if self.token_limit_field == "max_tokens" and _mentions_completion_tokens(exc):
+                        # Newer (reasoning) models reject max_tokens: use the field they
+                        # name, for this request and every later one; not a retry.
+                        self.token_limit_field = "max_completion_tokens"
+                        continue
                     if exc.status_code < 500 and exc.status_code not in _RETRYABLE_STATUS:
                         return Failure(error)
-                    retry_after = exc.response.headers.get("retry-after")
+                    retry_after = retry_after_header(exc.response.headers)
             if attempt >= self.retry.max_retries:
                 return Failure(f"{error} (gave up after {attempt + 1} attempts)")
             await asyncio.sleep(self.retry.delay(attempt, retry_after))
             attempt += 1
+
+
+def _mentions_completion_tokens(exc: Any) -> bool:
+    body = getattr(exc, "body", None)
+    text = json.dumps(body) if body is not None else str(exc)
+    return exc.status_code == 400 and "max_completion_tokens" in text
 
 
 def _reason(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ import random
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,21 @@ class RetryPolicy:
         rng = rng or random
         backoff = min(self.max_delay, self.base_delay * (2**attempt))
         return backoff * rng.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+def retry_after_header(headers: Any) -> str | None:
+    """The server's wait hint as ``Retry-After`` text (seconds or an HTTP date).
+
+    ``retry-after-ms`` (milliseconds, sent by OpenAI and Azure) wins over ``retry-after``
+    since it is the finer of the two.
+    """
+    milliseconds = headers.get("retry-after-ms") if headers is not None else None
+    if milliseconds is not None:
+        try:
+            return str(max(0.0, float(milliseconds)) / 1000.0)
+        except ValueError:
+            pass
+    return headers.get("retry-after") if headers is not None else None
 
 
 def parse_retry_after(value: str | None) -> float | None:
