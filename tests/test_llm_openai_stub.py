@@ -162,21 +162,24 @@ def test_max_requests_stops_and_a_rerun_continues(stub, data: Path, tmp_path: Pa
 def test_interrupted_run_resumes_with_exactly_the_missing_rows(
     stub, data: Path, tmp_path: Path, monkeypatch
 ) -> None:
+    import asyncio
+
     from augtool.core.generation.openai_backend import OpenAIBackend
 
-    original = OpenAIBackend.generate_batch
+    original = OpenAIBackend._one
     calls = {"n": 0}
 
-    def interrupted(self, prompts, params, seeds):
+    async def interrupted(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 9:  # Ctrl-C while the ninth request is out
+            await asyncio.sleep(0.5)  # the eighth reply is in and written by then
             raise KeyboardInterrupt
-        return original(self, prompts, params, seeds)
+        return await original(self, *args, **kwargs)
 
     out = tmp_path / "out.jsonl"
-    args = llm_args(stub, "--concurrency", 1, "--n", 2)  # batches of 8 requests
+    args = llm_args(stub, "--concurrency", 1, "--n", 2)
     with monkeypatch.context() as patch:
-        patch.setattr(OpenAIBackend, "generate_batch", interrupted)
+        patch.setattr(OpenAIBackend, "_one", interrupted)
         result = run_cli("llm", "rewrite", data, "-o", out, *args)
     assert result.exit_code == 130
     assert_one_line_error(result, "interrupted: 8 requests, 0 from cache", "rerun")
@@ -430,3 +433,22 @@ def test_a_server_that_wants_max_completion_tokens_gets_it(data: Path, tmp_path:
         assert "max_tokens" in bodies[0]  # refused once, with OpenAI's own message
         assert all(b.get("max_completion_tokens") == 32 for b in bodies[1:])
         assert all("max_tokens" not in b for b in bodies[1:]) and len(bodies) == 7
+
+
+def test_a_slow_request_does_not_hold_back_the_others(data: Path, tmp_path: Path) -> None:
+    """A bounded window, not batches drained one by one: while one request stalls, the
+    other slots keep going; rows are still written in input order."""
+    with StubOpenAIServer(latency=0.01) as server:
+        server.script(Stall(1.5), when="message number 0")
+        out = tmp_path / "o.jsonl"
+        args = llm_args(server, "--concurrency", 4, "--n", 7, "--no-cache")  # 42 requests
+        result = run_cli("llm", "rewrite", data, "-o", out, *args)
+        assert result.exit_code == 0, result.stderr
+        sent = sorted(r["time"] for r in server.requests if "messages" in r["body"])
+        assert len(sent) == 42
+        # Every request went out while the stalled one was still pending (a batch of 32
+        # drained before the next would have held the last 10 back by 1.5 s).
+        assert sent[-1] - sent[0] < 1.2
+        rows = read_jsonl(out)
+        expected = [f"{row['id']}-rew{v}" for row in ROWS for v in range(7)]
+        assert [r["id"] for r in rows] == expected

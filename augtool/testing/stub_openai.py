@@ -18,6 +18,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -53,8 +54,11 @@ class StubOpenAIServer:
         latency: float = 0.0,
         api_key: str | None = None,
         completion_tokens_only: bool = False,
+        latency_of: Callable[[str], float] | None = None,
     ) -> None:
         self.latency = latency
+        #: Per-request latency from the last user message (a long tail, say), if given.
+        self.latency_of = latency_of
         self.api_key = api_key
         #: Reject ``max_tokens`` with OpenAI's 400, as its reasoning models do.
         self.completion_tokens_only = completion_tokens_only
@@ -161,7 +165,8 @@ class StubOpenAIServer:
                     time.sleep(action.seconds)
                 content = action.content if isinstance(action, Reply) else None
                 if content is None:
-                    time.sleep(stub.latency)
+                    last = str(messages[-1].get("content", ""))
+                    time.sleep(stub.latency_of(last) if stub.latency_of else stub.latency)
                     content = f"reply: {messages[-1].get('content', '')}"
                 self._send(
                     200,

@@ -125,6 +125,37 @@ class LLM(ABC):
             if hits and on_results is not None:
                 on_results(hits, [results[i] for i in hits], True)  # type: ignore[misc]
         todo = [i for i, result in enumerate(results) if result is None]
+
+        def store(i: int, reply: Result) -> None:
+            if cache is not None and isinstance(reply, str):
+                cache.put(keys[i], reply)
+
+        def deliver(indices: list[int], replies: list[Result]) -> None:
+            for i, reply in zip(indices, replies, strict=True):
+                results[i] = reply
+            if on_results is not None:
+                on_results(indices, replies, False)
+
+        if todo:
+            self.run_uncached(todo, prompts, params, seeds, budget, store, deliver)
+        if budget is not None and any(result is None for result in results):
+            budget.take([])  # the last requests were cut short by the budget: raises
+        return results  # type: ignore[return-value]
+
+    def run_uncached(
+        self,
+        todo: list[int],
+        prompts: Sequence[Prompt],
+        params: GenerationParams,
+        seeds: Sequence[int],
+        budget: RequestBudget | None,
+        store: Callable[[int, Result], None],
+        deliver: Callable[[list[int], list[Result]], None],
+    ) -> None:
+        """Call the backend for requests ``todo`` (indices): ``store`` each reply as soon as
+        it arrives (the response cache: a reply is never paid twice) and hand finished
+        groups to ``deliver`` in input order. Here: :attr:`batch_size` at a time through
+        :meth:`generate_batch`; a remote backend streams instead (``openai:``)."""
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start : start + self.batch_size]
             if budget is not None:
@@ -133,14 +164,8 @@ class LLM(ABC):
                 [prompts[i] for i in batch], params, [seeds[i] for i in batch]
             )
             for i, reply in zip(batch, replies, strict=True):
-                results[i] = reply
-                if cache is not None and isinstance(reply, str):
-                    cache.put(keys[i], reply)
-            if on_results is not None:
-                on_results(batch, replies, False)
-        if budget is not None and any(result is None for result in results):
-            budget.take([])  # the last batch was cut short by the budget: raises
-        return results  # type: ignore[return-value]
+                store(i, reply)
+            deliver(batch, replies)
 
 
 class ScoringLLM(LLM):

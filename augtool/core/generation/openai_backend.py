@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from augtool.core.generation.base import LLM
+from augtool.core.generation.base import LLM, RequestBudget, RequestBudgetExhausted, Result
 from augtool.core.generation.params import Failure, GenerationParams, Prompt, as_messages
 from augtool.core.generation.retry import RateLimiter, RetryPolicy, retry_after_header
 from augtool.errors import AugtoolError
@@ -48,6 +49,9 @@ class OpenAIBackend(LLM):
         self.api_key_env = api_key_env
         self.concurrency = max(1, concurrency)
         self.batch_size = self.concurrency * 8
+        #: Stream requests through a window (True) or send them batch by batch, each
+        #: batch drained before the next starts (False: the old way, a benchmark peer).
+        self.streaming = True
         self.rpm = rpm
         self.limiter = RateLimiter(rpm)
         self.timeout = timeout
@@ -112,6 +116,75 @@ class OpenAIBackend(LLM):
         self, prompts: list[Prompt], params: GenerationParams, seeds: list[int]
     ) -> list[str | Failure]:
         return asyncio.run(self._generate_all(prompts, params, seeds))
+
+    def run_uncached(
+        self,
+        todo: list[int],
+        prompts: Sequence[Prompt],
+        params: GenerationParams,
+        seeds: Sequence[int],
+        budget: RequestBudget | None,
+        store: Callable[[int, Result], None],
+        deliver: Callable[[list[int], list[Result]], None],
+    ) -> None:
+        """Keep ``concurrency`` requests in flight until the work is done: a new request
+        starts as soon as any finishes (one slow reply no longer idles the server, as
+        waiting for a whole batch did), and finished results are delivered in input
+        order as soon as everything before them is in."""
+        if not self.streaming:
+            super().run_uncached(todo, prompts, params, seeds, budget, store, deliver)
+            return
+        asyncio.run(self._stream(todo, prompts, params, seeds, budget, store, deliver))
+
+    async def _stream(
+        self,
+        todo: list[int],
+        prompts: Sequence[Prompt],
+        params: GenerationParams,
+        seeds: Sequence[int],
+        budget: RequestBudget | None,
+        store: Callable[[int, Result], None],
+        deliver: Callable[[list[int], list[Result]], None],
+    ) -> None:
+        client = self._client()
+        gate = asyncio.Semaphore(self.concurrency)
+        window = self.concurrency * 2  # started ahead of the gate: no gap between requests
+        position_of: dict[asyncio.Task, int] = {}
+        ready: dict[int, Result] = {}
+        launched = flushed = 0
+        stopped = False
+        try:
+            while True:
+                while not stopped and launched < len(todo) and len(position_of) < window:
+                    index = todo[launched]
+                    if budget is not None:
+                        try:
+                            budget.take([index])
+                        except RequestBudgetExhausted:
+                            stopped = True  # generate() raises once the rest is in
+                            break
+                    task = asyncio.create_task(
+                        self._one(client, gate, prompts[index], params, seeds[index])
+                    )
+                    position_of[task] = launched
+                    launched += 1
+                if not position_of:
+                    break
+                done, _ = await asyncio.wait(position_of, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    position = position_of.pop(task)
+                    ready[position] = task.result()
+                    store(todo[position], ready[position])  # cached even if not yet written
+                start = flushed
+                while flushed in ready:
+                    flushed += 1
+                if flushed > start:
+                    positions = range(start, flushed)
+                    deliver([todo[p] for p in positions], [ready.pop(p) for p in positions])
+        finally:
+            for task in position_of:
+                task.cancel()
+            await client.close()
 
     async def _generate_all(
         self, prompts: list[Prompt], params: GenerationParams, seeds: list[int]
