@@ -100,28 +100,12 @@ def test_cli_apertium_back_translation(tmp_path: Path) -> None:
 
 @needs_apertium
 def test_cli_apertium_resumes(tmp_path: Path, monkeypatch) -> None:
-    from augtool.data import writer as writer_module
 
     rows = [{"id": f"r{i}", "text": f"The parcel number {i} arrived broken ."} for i in range(600)]
     data = write_jsonl(tmp_path / "many.jsonl", rows)
     full = tmp_path / "full.jsonl"
     assert run_cli("bt", data, "-o", full, "--engine", "apertium").exit_code == 0
-    original = writer_module.JsonlWriter.write
-    calls = {"n": 0}
-
-    def interrupted(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, batch)
-
-    out = tmp_path / "out.jsonl"
-    with monkeypatch.context() as patch:
-        patch.setattr(writer_module.JsonlWriter, "write", interrupted)
-        assert run_cli("bt", data, "-o", out, "--engine", "apertium").exit_code == 130
-    result = run_cli("bt", data, "-o", out, "--engine", "apertium")
-    assert result.exit_code == 0 and "resuming: 256 rows already written" in result.stderr
-    assert out.read_text() == full.read_text()
+    _interrupt_and_resume(data, full, tmp_path / "out.jsonl", monkeypatch, resumed=256)
 
 
 # "known" has an ambiguity class ({ADJ,VLEXPP}) that eng-spa's tagger model lacks; apertium
@@ -181,7 +165,6 @@ def test_cli_apertium_output_does_not_depend_on_other_rows_or_a_resume(
     tmp_path: Path, monkeypatch
 ) -> None:
     from augtool.cli import bt as bt_module
-    from augtool.data import writer as writer_module
 
     texts = [POISON, *CONTEXT_SENSITIVE]
     data = write_jsonl(
@@ -198,22 +181,7 @@ def test_cli_apertium_output_does_not_depend_on_other_rows_or_a_resume(
         assert run_cli("bt", one, "-o", out, "--engine", "apertium").exit_code == 0
         assert read_jsonl(out)[0]["text"] == rows[f"r{i}-bt"]
 
-    original = writer_module.JsonlWriter.write
-    calls = {"n": 0}
-
-    def interrupted(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, batch)
-
-    out = tmp_path / "out.jsonl"
-    with monkeypatch.context() as patch:
-        patch.setattr(writer_module.JsonlWriter, "write", interrupted)
-        assert run_cli("bt", data, "-o", out, "--engine", "apertium").exit_code == 130
-    result = run_cli("bt", data, "-o", out, "--engine", "apertium")
-    assert result.exit_code == 0 and "resuming: 2 rows already written" in result.stderr
-    assert out.read_text() == full.read_text()
+    _interrupt_and_resume(data, full, tmp_path / "out.jsonl", monkeypatch, resumed=2)
 
 
 @needs_apertium
@@ -309,3 +277,25 @@ def test_bt_bad_input(tmp_path: Path) -> None:
     with pytest.raises(OptionError, match="--n: more than one back-translation per row needs"):
         BTConfig(engine="apertium", n=2)
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def _interrupt_and_resume(data: Path, full: Path, out: Path, monkeypatch, resumed: int) -> None:
+    """Ctrl-C at the second write of `bt --engine apertium`, then the same command again:
+    it resumes after ``resumed`` rows and ends byte-identical to the uninterrupted ``full``."""
+    from augtool.data import writer as writer_module
+
+    original = writer_module.JsonlWriter.write
+    calls = {"n": 0}
+
+    def interrupted(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(writer_module.JsonlWriter, "write", interrupted)
+        assert run_cli("bt", data, "-o", out, "--engine", "apertium").exit_code == 130
+    result = run_cli("bt", data, "-o", out, "--engine", "apertium")
+    assert result.exit_code == 0 and f"resuming: {resumed} rows already written" in result.stderr
+    assert out.read_text() == full.read_text()
