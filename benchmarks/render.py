@@ -92,6 +92,42 @@ def llm_performance() -> str:
     return "\n".join(rows) + "\n\n" + _provenance(concurrency, batching, cache) + "\n"
 
 
+def load_memory() -> str:
+    """docs/gpu.md: peak host memory loading a ~1B Llama in bfloat16, ours and two peers."""
+    run = load("load_memory")
+    figures = run["figures"]
+    target = figures["target_ratio"]
+    names = {
+        "augtool": "augtool's loader (dtype passed, `low_cpu_mem_usage`)",
+        "no-dtype": "`from_pretrained(path)` then `.to(bfloat16)` (augtool before; "
+        "transformers 5.x default)",
+        "float32-first": "the same under transformers 4.x, whose default is float32 "
+        "(emulated here with `dtype=float32`)",
+    }
+    lines = [
+        "| load | peak host memory growth | × bf16 size | seconds |",
+        "|---|---|---|---|",
+    ]
+    for arm, name in names.items():
+        arm_figures = figures[arm]
+        ratio = f"{arm_figures['ratio']:.2f}"
+        if arm == "augtool":
+            ratio = (
+                f"**{ratio}** (target < {target:g}: {_met(arm_figures['ratio'], target, False)})"
+            )
+        lines.append(
+            f"| {name} | {arm_figures['peak_growth_mb']:,.0f} MiB | {ratio} "
+            f"| {arm_figures['seconds']:.1f} |"
+        )
+    notes = (
+        f"A random-weight Llama of {figures['parameters'] / 1e9:.2f}B parameters "
+        f"(TinyLlama-1.1B's shapes), {figures['bf16_size_mb']:,.0f} MiB in bfloat16, saved as "
+        "bfloat16 safetensors; each load in a fresh process, peak resident memory minus the "
+        "resident memory just before it."
+    )
+    return "\n".join(lines) + "\n\n" + notes + "\n\n" + _provenance(run) + "\n"
+
+
 def client_concurrency() -> str:
     """docs/llm.md: the streaming client against the batch-draining one, long-tailed server."""
     run = load("client_concurrency")
@@ -115,6 +151,41 @@ def client_concurrency() -> str:
         f"latency {s['mean_latency']:.3f} s); {f['speedup_vs_peer']:.2f}× the peer. "
         + _provenance(run)
         + "\n"
+    )
+
+
+def scoring_memory() -> str:
+    """docs/llm.md: peak memory of `hf:` option scoring, now vs the previous and naive paths."""
+    run = load("scoring_memory")
+    f, s = run["figures"], run["settings"]
+    paths = [
+        ("now: each prompt once, its KV cache repeated per label, the labels' tokens on top",
+         s["batch"], f["cached"], True),
+        ("before: one `prompt + label` sequence per pair, logits at the labels' positions",
+         s["batch"], f["previous"], False),
+        ("naive (peer): one sequence per pair, float32 log-softmax over every position",
+         s["batch"], f["naive"], False),
+        ("now, at the default `--batch-size`", s["large_batch"], f["cached_large_batch"], False),
+    ]  # fmt: skip
+    rows = [
+        "| scoring path | prompts | peak memory above the loaded model | time |",
+        "|---|---|---|---|",
+    ]
+    for name, prompts, arm, bold in paths:
+        memory = f"{arm['peak_mib']:,.0f} MiB"
+        memory = f"**{memory}**" if bold else memory
+        rows.append(f"| {name} | {prompts} | {memory} | {arm['seconds']:.2f} s |")
+    tokens, large = s["prompt_tokens"], s["large_batch_prompt_tokens"]
+    return (
+        "\n".join(rows)
+        + f"\n\n{s['labels']} labels ({min(s['label_tokens'])} to {max(s['label_tokens'])} "
+        f"tokens each) after prompts of {min(tokens)} to {max(tokens)} tokens "
+        f"({min(large)} to {max(large)} in the batch of {s['large_batch']}), on a random "
+        f"{s['layers']}-layer Llama (hidden size {s['hidden_size']}) with a "
+        f"{s['vocab']:,}-token vocabulary; each path in a fresh process, peak resident set "
+        f"minus the resident set once the model is loaded. The naive path needs "
+        f"**{f['memory_ratio_naive_vs_cached']:g}×** the memory of the one used now; all paths' "
+        f"scores agree to {f['max_score_difference']:.1e}. " + _provenance(run) + "\n"
     )
 
 
@@ -780,6 +851,143 @@ def kill_trials() -> str:
     )
 
 
+def _gpu_suite_run() -> dict[str, Any] | None:
+    """``gpu_suite.json`` when it holds a real GPU run at the 8B shape (not a smoke run)."""
+    if not (RESULTS / "gpu_suite.json").exists():
+        return None
+    run = load("gpu_suite")
+    settings = run["settings"]
+    real = settings.get("size") == "8b" and str(settings.get("device", "")).startswith("cuda")
+    return run if real else None
+
+
+def gpu_memory() -> str:
+    """docs/gpu.md: GPU memory of the 8B setting, estimated from the model's shapes, and
+    measured beside it once benchmarks/gpu_suite.py has run on a GPU."""
+    estimate = load("gpu_memory_estimate")
+    e, es = estimate["figures"], estimate["settings"]
+    suite = _gpu_suite_run()
+
+    def gb(value: float) -> str:
+        return f"{value:.2f} GiB"
+
+    def measured(stage: str, key: str = "peak_gpu_gib") -> str:
+        figures = suite["figures"].get(stage, {}) if suite else {}
+        if figures.get(key) is None:
+            return "not measured"
+        unfinished = "" if figures.get("status") == "ok" else f" ({figures.get('status')})"
+        return f"{gb(figures[key])}{unfinished}"
+
+    a, c = e["adaptor_training"], e["adaptor_training_checkpointed"]
+    ll, g = e["loglik_labelling"], e["generation"]
+    ad, lg, gn = es["adaptor"], es["loglik"], es["generation"]
+    rows = [
+        (
+            f"weights, bfloat16 ({e['parameters']['total'] / 1e9:.2f}B parameters)",
+            "",
+            gb(e["weights_bf16_gib"]),
+            measured("train_adaptor", "weights_gpu_gib"),
+        ),
+        (
+            "weights, 4-bit NF4 (`--load-in-4bit`; embeddings and `lm_head` stay bfloat16)",
+            "",
+            gb(e["weights_nf4_gib"]),
+            "not measured",
+        ),
+        (
+            f"invmix adaptor training, batch {ad['batch']} × ({ad['prompt_tokens']} + "
+            f"{ad['target_tokens']}) tokens: activations kept for backward "
+            f"{gb(a['activations_gib'])}, logits and loss {gb(a['logits_gib'])}",
+            gb(a["above_weights_gib"]),
+            gb(a["peak_gib"]),
+            measured("train_adaptor"),
+        ),
+        (
+            f"the same with `--gradient-checkpointing`: activations {gb(c['activations_gib'])}",
+            gb(c["above_weights_gib"]),
+            gb(c["peak_gib"]),
+            measured("train_adaptor_checkpointed"),
+        ),
+        (
+            f"log-likelihood labelling, {lg['labels']} labels, {lg['prompts_per_batch']} "
+            f"prompts × {lg['prompt_tokens']} tokens per batch: KV cache of "
+            f"{ll['pairs']} (prompt, label) pairs {gb(ll['kv_cache_gib'])}, logits "
+            f"{gb(ll['logits_gib'])}, working memory {gb(ll['working_gib'])}",
+            gb(ll["above_weights_gib"]),
+            gb(ll["peak_gib"]),
+            measured("loglik"),
+        ),
+        (
+            f"`hf:` generation, batch {gn['batch']} × ({gn['prompt_tokens']} + "
+            f"{gn['new_tokens']}) tokens: KV cache {gb(g['kv_cache_gib'])}, working memory "
+            f"{gb(g['working_gib'])}",
+            gb(g["above_weights_gib"]),
+            gb(g["peak_gib"]),
+            measured("generation"),
+        ),
+    ]
+    header = "| Llama-3-8B shapes, bfloat16 | estimated: above the weights | estimated: peak |"
+    rule = "|---|---|---|"
+    if suite:
+        header += " measured: peak |"
+        rule += "---|"
+    lines = [header, rule]
+    for label, above, peak, seen in rows:
+        line = f"| {label} | {above or '–'} | {peak} |"
+        lines.append(line + (f" {seen} |" if suite else ""))
+    packages = estimate["environment"]["packages"]
+    text = (
+        "\n".join(lines)
+        + "\n\n**Estimated** columns are arithmetic on Llama-3-8B's configuration, not "
+        "measurements (`benchmarks/gpu_memory_estimate.py`, written "
+        f"{estimate['date'][:10]} with torch {packages.get('torch', '?')} and transformers "
+        f"{packages.get('transformers', '?')}): parameters counted on the meta device; "
+        "activations as autograd keeps them for a frozen LM whose gradient goes to the soft "
+        "prompt only (the count is checked against autograd in the test suite); KV cache "
+        "= 2 × layers × KV heads × head dim × tokens × batch × 2 bytes. Peak = bfloat16 "
+        "weights + the job; the CUDA context and the allocator's cached blocks come on top "
+        "(`torch.cuda.max_memory_allocated`, the measured figure, leaves them out too).\n"
+    )
+    if suite is None:
+        return text + (
+            "\nNo GPU run is recorded yet: `python benchmarks/gpu_suite.py` on a GPU writes "
+            "`benchmarks/results/gpu_suite.json`, and this table then gains a measured column.\n"
+        )
+    s, f = suite["settings"], suite["figures"]
+    gpu = s.get("gpu", {})
+
+    def paper(stage: str, seconds: int) -> str:
+        ratio = f[stage].get("speedup_vs_paper")
+        return f"about {seconds} s" + (f" ({ratio}× faster here)" if ratio else "")
+
+    speed = [
+        "| stage (random weights, real shapes) | time | throughput | the paper's A100 |",
+        "|---|---|---|---|",
+        f"| invmix adaptor epoch, {f['train_adaptor'].get('sentences', '?')} sentences "
+        f"| {f['train_adaptor'].get('epoch_s', '–')} s "
+        f"| {f['train_adaptor'].get('sentences_per_s', '–')} sentences/s | |",
+        f"| invmix refinement epoch, {f['refine'].get('rows', '?')} rows (TREC 5-shot's size) "
+        f"| {f['refine'].get('epoch_s', '–')} s | | {paper('refine', 100)} |",
+        f"| invmix Mixup + inversion epoch, {f['mix_invert'].get('rows', '?')} rows "
+        f"| {f['mix_invert'].get('epoch_s', '–')} s "
+        f"| {f['mix_invert'].get('rows_per_s', '–')} rows/s | {paper('mix_invert', 40)} |",
+        f"| log-likelihood labelling, {f['loglik'].get('labels', '?')} labels "
+        f"| {f['loglik'].get('scoring_s', '–')} s for {f['loglik'].get('rows', '?')} rows "
+        f"| {f['loglik'].get('rows_per_s', '–')} rows/s | |",
+        f"| `hf:` generation, batch {f['generation'].get('batch', '?')} "
+        f"| {f['generation'].get('generation_s', '–')} s "
+        f"| {f['generation'].get('tokens_per_s', '–')} tokens/s | |",
+    ]
+    note = (
+        f"\n**Measured**: peak `torch.cuda.max_memory_allocated` of each stage of "
+        f"`benchmarks/gpu_suite.py` on one {gpu.get('name', 'GPU')} (CUDA "
+        f"{gpu.get('cuda', '?')}), an LM with random weights at these shapes; its prompts "
+        "come from a small tokenizer built on the spot, so their token counts are close to, "
+        "not equal to, the estimate's. The same run's speed:\n\n"
+    )
+    return text + note + "\n".join(speed) + "\n\n" + _provenance(suite) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "trec-bench-accuracy": trec_bench_accuracy,
     "trec-bench-seeds": trec_bench_seeds,
@@ -798,7 +1006,10 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "decoder-memory": decoder_memory,
     "topex-generators": topex_generators,
     "kill-trials": kill_trials,
+    "gpu-memory": gpu_memory,
     "client-concurrency": client_concurrency,
+    "load-memory": load_memory,
+    "scoring-memory": scoring_memory,
 }
 
 

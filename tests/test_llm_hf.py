@@ -76,8 +76,10 @@ def test_option_scores_are_exact_log_likelihoods_under_left_padding(tiny_llama: 
     longest = max(
         len(llm.tokenizer(label, add_special_tokens=False)["input_ids"]) for label in LABELS
     )
-    # Vocabulary logits only where an option token is predicted, not over the prompt.
-    assert widths and all(kept == longest + 1 < width for width, kept in widths)
+    # Vocabulary logits only where an option token is predicted, not over the prompt:
+    # the prompt pass keeps its last position, the option pass runs the options alone.
+    assert widths[0][0] > 1 and widths[0][1] == 1
+    assert widths[1:] == [(longest - 1, longest - 1)]
     llm.batch_size = 1
     single = llm.score(PROMPTS, LABELS)
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)

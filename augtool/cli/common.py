@@ -97,13 +97,17 @@ def output_locks(kwargs: dict[str, Any]) -> Any:
     """Hold the write lock of every output for the whole command (one writer per output).
 
     Outputs whose folder does not exist yet are skipped here: the writer inside creates
-    the folder and takes the same (re-entrant) lock.
+    the folder and takes the same (re-entrant) lock. Under ``accelerate launch`` only
+    rank 0 writes, so only rank 0 locks (another rank would be refused its own job's lock).
     """
     import contextlib
 
+    from augtool.core.distributed import is_main_process
     from augtool.data.lock import OutputLock
 
     stack = contextlib.ExitStack()
+    if not is_main_process():
+        return stack
     try:
         for name in OUTPUT_PARAMS:
             output = kwargs.get(name)
@@ -124,6 +128,10 @@ def finished_already(output: Path, key: str) -> bool:
 
     if not output_is_current(output, key):
         return False
+    from augtool.core.distributed import is_main_process
+
+    if not is_main_process():  # under `accelerate launch`, rank 0 says it
+        return True
     meta = output / "meta.json" if output.is_dir() else f"{output}.meta.json"
     say(
         f"{output} is already complete for these inputs and settings (see {meta}); "

@@ -22,6 +22,8 @@ from augtool.cli.common import (
 )
 from augtool.cli.console import console, print_warning, progress_reporter, say
 from augtool.cli.options import config_options
+from augtool.core.distributed import is_main_process
+from augtool.core.pretrained import lm_load_options
 from augtool.methods.invmix.config import (
     AdaptorConfig,
     IntrusionConfig,
@@ -84,6 +86,8 @@ def warm_lm(
         result = train_warm_lm(
             file, settings, output, overwrite=overwrite, rejects=rejects, reporter=reporter
         )
+    if not is_main_process():  # under `accelerate launch`, rank 0 writes meta and says so
+        return
     write_meta(
         output,
         build_meta(
@@ -124,6 +128,8 @@ def train_adaptor(
         result = run_train_adaptor(
             records, settings, output, overwrite=overwrite, reporter=reporter
         )
+    if not is_main_process():  # under `accelerate launch`, rank 0 writes meta and says so
+        return
     write_meta(
         output,
         build_meta(
@@ -172,6 +178,8 @@ def refine(
         result = run_refine(
             records, settings, adaptor, output, overwrite=overwrite, reporter=reporter
         )
+    if not is_main_process():  # under `accelerate launch`, rank 0 writes meta and says so
+        return
     write_meta(
         output,
         build_meta(
@@ -215,7 +223,9 @@ def reconstruct(
     check_plot_path(plot, html=False)
     check_input_file(file)
     prepare_output(output, overwrite=overwrite, inputs=[file])
-    inverter = InversionModel.load(model, device=settings.device, dtype=settings.dtype)
+    inverter = InversionModel.load(
+        model, device=settings.device, dtype=settings.dtype, **lm_load_options(settings)
+    )
     records, rejects = read_input(
         file,
         text_field=settings.text_field,
@@ -319,7 +329,9 @@ def generate(
                 labels_of(records), str(settings.label_descriptions), "label_descriptions"
             )
         label_set = descriptions or label_set_from(labels_of(records), str(file))
-    inverter = InversionModel.load(model, device=settings.device, dtype=settings.dtype)
+    inverter = InversionModel.load(
+        model, device=settings.device, dtype=settings.dtype, **lm_load_options(settings)
+    )
     labeller = None
     if label_set is not None and template is not None:
         llm = _label_llm(settings, inverter)
@@ -457,6 +469,7 @@ def _label_llm(settings: InvmixGenerateConfig, inverter: object) -> object:
             device=settings.device,
             dtype=settings.dtype,
             batch_size=settings.batch_size,
+            **lm_load_options(settings),
         )
         llm.check()
         return llm

@@ -32,6 +32,7 @@ from augtool.cli.console import (
     say,
 )
 from augtool.cli.options import config_options
+from augtool.core.distributed import is_main_process
 from augtool.methods.pinr.config import CondenseConfig, EvaluateConfig, PinrDecoderConfig
 from augtool.methods.pinr.qa import SEP, QAFields
 
@@ -134,6 +135,8 @@ def train_decoder(
         texts = texts.head(settings.max_samples)
     with progress_reporter() as reporter:
         result = run(texts, settings, output, overwrite=overwrite, reporter=reporter)
+    if not is_main_process():  # under `accelerate launch`, rank 0 writes meta and says so
+        return
     write_meta(
         output,
         build_meta(

@@ -46,6 +46,7 @@ def train(
     dropout: Annotated[float, _opt("dropout")] = default_of(T, "dropout"),
     epochs: Annotated[int, _opt("epochs")] = default_of(T, "epochs"),
     batch_size: Annotated[int, _opt("batch_size")] = default_of(T, "batch_size"),
+    grad_accum: Annotated[int, _opt("grad_accum")] = default_of(T, "grad_accum"),
     lr: Annotated[float, _opt("lr")] = default_of(T, "lr"),
     head_lr: Annotated[float, _opt("head_lr")] = default_of(T, "head_lr"),
     weight_decay: Annotated[float, _opt("weight_decay")] = default_of(T, "weight_decay"),
@@ -79,6 +80,7 @@ def train(
     saved model (e.g. the refined theta* of `augtool invmix refine`, Eq. 12). An
     interrupted run resumes from its last checkpoint when the same command is run again.
     """
+    from augtool.core.distributed import is_main_process
     from augtool.core.hub import model_key
     from augtool.core.taskmodel.train import train_task_model
     from augtool.data import build_meta, run_key, write_meta
@@ -134,6 +136,8 @@ def train(
             reporter=reporter,
             checkpoint_seconds=checkpoint_every,
         )
+    if not is_main_process():  # under `accelerate launch`, rank 0 writes meta and says so
+        return
     counts = {
         "train": result.train_size,
         "dev": result.dev_size,

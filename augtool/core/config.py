@@ -88,7 +88,11 @@ def build_config(
         if explicit is None or name in explicit or name not in values:
             values[name] = value
     hints = typing.get_type_hints(cls)
-    values = {name: _coerce(value, hints.get(name), name) for name, value in values.items()}
+    values = {
+        name: _coerce(_joined_servers(name, value), hints.get(name), name)
+        for name, value in values.items()
+    }
+    _check_servers(values)
     if config_file is not None:
         from augtool.core.option_ranges import check_ranges
 
@@ -99,6 +103,29 @@ def build_config(
         return cls(**values)
     except TypeError as exc:
         raise AugtoolError(f"invalid configuration: {exc}") from exc
+
+
+def is_server_option(name: str) -> bool:
+    """Whether a config field holds OpenAI-compatible server URLs (``base_url``,
+    ``judge_base_url``...): one, or several comma-separated serving the same model."""
+    return name == "base_url" or name.endswith("_base_url")
+
+
+def _joined_servers(name: str, value: Any) -> Any:
+    """A YAML list of server URLs as the option's comma-separated form."""
+    if is_server_option(name) and isinstance(value, list):
+        return ",".join(str(item) for item in value)
+    return value
+
+
+def _check_servers(values: dict[str, Any]) -> None:
+    """Check every server URL (one-line errors naming the option) and write the value in
+    canonical form (no spaces or trailing slashes), so equal lists give equal run keys."""
+    from augtool.core.generation.servers import normalize_base_url
+
+    for name, value in values.items():
+        if is_server_option(name) and isinstance(value, str):
+            values[name] = normalize_base_url(value, name)
 
 
 def _coerce(value: Any, hint: Any, name: str) -> Any:

@@ -71,7 +71,7 @@ _NON_NEGATIVE = """adaptor_hidden checkpoint_every cluster cluster_selection_eps
     correction_epochs correction_steps head_hidden m max_errors max_outside max_retries
     noise_multiplier patience rpm seed shots temperature weight_decay beta xi
     rounds sample"""
-_POSITIVE = "alpha head_lr lr max_eps max_minutes step_size task_lr timeout"
+_POSITIVE = "alpha head_lr lr max_eps max_minutes step_size task_lr timeout vllm_server_timeout"
 _FRACTIONS = """alpha_ri alpha_rs alpha_sr align_threshold drop_rate error_threshold keep_min
     lam lora_dropout noise_rate p_rd pe_mask_prob threshold warmup_ratio"""
 _FRACTIONS_BELOW_ONE = "dev_fraction dropout"

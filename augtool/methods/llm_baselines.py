@@ -26,6 +26,7 @@ from augtool.core.generation.jobs import (
 from augtool.core.generation.labels import LabelSet, load_label_set
 from augtool.core.generation.params import GenerationParams
 from augtool.core.generation.prompts import PROMPT_STYLES, PromptTemplate, step_template
+from augtool.core.pretrained import check_device_map, device_map_field, load_in_4bit_field
 from augtool.core.progress import SILENT, Reporter
 from augtool.data.provenance import make_aug
 from augtool.data.records import Record, child_id, labels_of
@@ -50,7 +51,8 @@ class LLMConfig:
         default=None,
         metadata={
             "help": "openai: server URL, e.g. http://127.0.0.1:8000/v1 "
-            "(default: $OPENAI_BASE_URL or api.openai.com)."
+            "(default: $OPENAI_BASE_URL or api.openai.com); several serving the same "
+            "model, comma-separated, share the load."
         },
     )
     api_key_env: str = field(
@@ -72,6 +74,8 @@ class LLMConfig:
         default="auto",
         metadata={"help": "hf: auto (bfloat16 on CUDA), float32, bfloat16, float16."},
     )
+    device_map: str | None = device_map_field()
+    load_in_4bit: bool = load_in_4bit_field()
     batch_size: int = field(default=16, metadata={"help": "hf: prompts per generation batch."})
     max_new_tokens: int = field(default=128, metadata={"help": "Longest reply, in tokens."})
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature (0: greedy)."})
@@ -113,6 +117,7 @@ class LLMConfig:
         check(self.timeout > 0, "timeout", "must be positive")
         check(self.max_retries >= 0, "max_retries", "must be >= 0")
         check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+        check_device_map(self.device_map)
         check(self.batch_size >= 1, "batch_size", "must be at least 1")
         check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
         check(self.temperature >= 0, "temperature", "must be >= 0")

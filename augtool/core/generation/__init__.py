@@ -41,6 +41,8 @@ BACKEND_OPTIONS = (
     "max_retries",
     "device",
     "dtype",
+    "device_map",
+    "load_in_4bit",
     "batch_size",
     "cache",
 )

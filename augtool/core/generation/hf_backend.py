@@ -78,6 +78,8 @@ class HFBackend(ScoringLLM):
         *,
         device: str = "auto",
         dtype: str = "auto",
+        device_map: str | None = None,
+        load_in_4bit: bool = False,
         batch_size: int = 16,
         cache: bool = True,
         cache_dir: str | None = None,
@@ -89,6 +91,8 @@ class HFBackend(ScoringLLM):
         self.source = resolve_model_source(model, "LLM")
         self.device_spec = device
         self.dtype_spec = dtype
+        self.device_map = device_map
+        self.load_in_4bit = load_in_4bit
         self.batch_size = batch_size
         self._model: Any = None
         self._tokenizer: Any = None
@@ -114,6 +118,8 @@ class HFBackend(ScoringLLM):
             folder = Path(self.source) if Path(self.source).is_dir() else hub_snapshot(self.source)
             content = folder_fingerprint(folder) if folder is not None else self.source
             self._identity = {"backend": self.scheme, "model": self.model, "content": content}
+            if self.load_in_4bit:  # quantised weights answer differently: their own cache
+                self._identity["quantization"] = "nf4"
         return self._identity
 
     def check(self) -> None:
@@ -122,7 +128,14 @@ class HFBackend(ScoringLLM):
         from transformers import AutoConfig
 
         from augtool.core.model_errors import check_safetensors
+        from augtool.core.pretrained import plan_load
 
+        plan_load(  # --device/--dtype/--device-map/--load-in-4bit fail before any work
+            self.device_spec,
+            self.dtype_spec,
+            device_map=self.device_map,
+            load_in_4bit=self.load_in_4bit,
+        )
         self.tokenizer  # noqa: B018 - loads and validates the tokenizer
         with loading("LLM", self.model):
             AutoConfig.from_pretrained(self.source)
@@ -134,15 +147,18 @@ class HFBackend(ScoringLLM):
             return
         from transformers import AutoModelForCausalLM
 
-        from augtool.core.device import resolve_device, resolve_dtype
+        from augtool.core.pretrained import input_device, load_pretrained, plan_load
 
         tokenizer = self.tokenizer
-        self.device = resolve_device(self.device_spec)
-        dtype = resolve_dtype(self.dtype_spec, self.device)
+        plan = plan_load(
+            self.device_spec,
+            self.dtype_spec,
+            device_map=self.device_map,
+            load_in_4bit=self.load_in_4bit,
+        )
         with loading("LLM", self.model):
-            model = AutoModelForCausalLM.from_pretrained(self.source)
-        model.to(device=self.device, dtype=dtype)
-        model.eval()
+            model = load_pretrained(AutoModelForCausalLM, self.source, plan)
+        self.device = input_device(model)
         if model.generation_config.pad_token_id is None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id
         self._model = model
@@ -219,24 +235,108 @@ class HFBackend(ScoringLLM):
         return [text.strip() for text in texts]
 
     def score_batch(self, prompts: list[Prompt], options: list[str]) -> list[list[OptionScore]]:
-        """Sum of log P(option tokens | rendered prompt), one forward pass per prompt batch.
+        """Sum of log P(option tokens | rendered prompt) for every prompt and option.
 
-        Sequences are left-padded, so every option ends at the last position: only the
-        last ``longest option + 1`` positions need vocabulary logits, and only those are
-        computed (``logits_to_keep``), so memory grows with the options' tokens, not with
-        prompt length x vocabulary. Models whose forward lacks ``logits_to_keep`` get
-        the full logits, sliced the same way.
+        Each prompt is run once (the prompts batched and left-padded) and only its last
+        position's vocabulary logits are kept (``logits_to_keep=1``): they score every
+        option's first token. The prompts' KV cache is then repeated once per option and a
+        second pass runs only the options' tokens (all but the last, right-padded) on top of
+        it, with the prompt's mask extended by the options' and positions continuing after
+        each row's real prompt length. Vocabulary logits therefore exist only at the options'
+        positions (padded to the longest option) and float32 log-probabilities are taken only
+        at real option positions, a chunk of rows at a time: memory grows with the options'
+        tokens, not with prompt length x vocabulary, and the prompt is not recomputed once
+        per option. Options of a single token need no second pass. Models whose forward
+        takes no cache or no ``logits_to_keep`` (or returns a cache that cannot be
+        repeated) are scored on full ``prompt + option`` sequences instead
+        (:meth:`_score_full_sequences`, the previous path).
         """
         self.load()
         option_ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in options]
         if any(not ids for ids in option_ids):
             raise ModelError("an option tokenizes to nothing; options must be non-empty text")
-        sequences, spans = [], []
-        for prompt in prompts:
-            prefix = self._encode(self.render(prompt))
+        prefixes = [self._encode(self.render(prompt)) for prompt in prompts]
+        arguments = _cache_arguments(self._model)
+        totals = None
+        try:
+            if arguments is not None:
+                totals = self._score_shared_prompts(prefixes, option_ids, *arguments)
+            if totals is None:
+                totals = self._score_full_sequences(prefixes, option_ids)
+        except torch.OutOfMemoryError as exc:
+            raise ModelError(f"LLM {self.model!r}: out of memory; lower --batch-size") from exc
+        return [
+            [
+                OptionScore(float(total), len(ids))
+                for total, ids in zip(row, option_ids, strict=True)
+            ]
+            for row in totals.tolist()
+        ]
+
+    def _score_shared_prompts(
+        self, prefixes: list[list[int]], option_ids: list[list[int]], cache_arg: str, keep_arg: str
+    ) -> torch.Tensor | None:
+        """(prompts x options) totals from one prompt pass and one cached option pass; None
+        when the model's cache cannot be repeated per option."""
+        n_prompts, n_options = len(prefixes), len(option_ids)
+        batch = self._left_pad(prefixes)
+        mask = batch["attention_mask"]
+        positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+        first = torch.tensor([ids[0] for ids in option_ids], device=self.device)
+        # Position j of an option's pass predicts its token j + 1; the last token is not fed.
+        width = max(len(ids) for ids in option_ids) - 1
+        with torch.inference_mode():
+            output = self._model(**batch, position_ids=positions, use_cache=True, **{keep_arg: 1})
+            last = torch.log_softmax(output.logits[:, -1].float(), dim=-1)
+            totals = last[:, first]  # the first option token, predicted by the prompt's end
+            if width == 0:
+                return totals.cpu()
+            cache = _repeat_cache(_output_cache(output), n_options)
+            if cache is None:
+                return None
+            del output, last
+            pad = self.tokenizer.pad_token_id
+            feed = torch.full((n_options, width), pad, dtype=torch.long)
+            targets = torch.zeros((n_options, width), dtype=torch.long)
+            real = torch.zeros((n_options, width), dtype=torch.bool)
+            for row, ids in enumerate(option_ids):
+                feed[row, : len(ids) - 1] = torch.tensor(ids[:-1])
+                targets[row, : len(ids) - 1] = torch.tensor(ids[1:])
+                real[row, : len(ids) - 1] = True
+            # Row p * n_options + o is prompt p with option o (the cache's repeat order).
+            feed, targets, real = (
+                t.to(self.device).repeat(n_prompts, 1) for t in (feed, targets, real)
+            )
+            lengths = mask.sum(dim=-1).repeat_interleave(n_options)
+            option_positions = lengths[:, None] + torch.arange(width, device=self.device)
+            option_mask = torch.cat([mask.repeat_interleave(n_options, dim=0), real.long()], dim=1)
+            logits = self._model(
+                input_ids=feed,
+                attention_mask=option_mask,
+                position_ids=option_positions,
+                use_cache=True,
+                **{cache_arg: cache},
+            ).logits
+            rest = torch.zeros(real.shape, dtype=torch.float32, device=logits.device)
+            rest[real] = _target_log_probs(logits, real, targets)
+            totals = totals + rest.sum(dim=-1).view(n_prompts, n_options).to(totals.device)
+        return totals.cpu()
+
+    def _score_full_sequences(
+        self, prefixes: list[list[int]], option_ids: list[list[int]]
+    ) -> torch.Tensor:
+        """(prompts x options) totals from ``prompt + option`` sequences, one per pair.
+
+        The fallback for models without a usable cache. Sequences are left-padded, so
+        every option ends at the last position: only the last ``longest option + 1``
+        positions need vocabulary logits, and only those are computed when the forward
+        takes ``logits_to_keep`` (otherwise the full logits are sliced the same way).
+        """
+        sequences, lengths = [], []
+        for prefix in prefixes:
             for ids in option_ids:
                 sequences.append(prefix + ids)
-                spans.append((len(prefix), len(ids)))
+                lengths.append(len(ids))
         batch = self._left_pad(sequences)
         positions = (batch["attention_mask"].cumsum(dim=-1) - 1).clamp(min=0)
         # The predictors of every option token (the last ``keep`` positions).
@@ -250,10 +350,68 @@ class HFBackend(ScoringLLM):
         log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
         targets = batch["input_ids"][:, -keep + 1 :]
         token_scores = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        scores: list[OptionScore] = []
-        for row, (_, option_len) in enumerate(spans):
-            # The option fills the last option_len positions (left padding).
-            total = token_scores[row, token_scores.shape[1] - option_len :].sum()
-            scores.append(OptionScore(float(total), option_len))
-        k = len(options)
-        return [scores[i * k : (i + 1) * k] for i in range(len(prompts))]
+        # The option fills the last option_len positions (left padding).
+        totals = [
+            token_scores[row, token_scores.shape[1] - option_len :].sum()
+            for row, option_len in enumerate(lengths)
+        ]
+        return torch.stack(totals).view(len(prefixes), len(option_ids)).cpu()
+
+
+#: Rows of vocabulary logits turned into float32 log-probabilities at a time: about
+#: 64 MiB per chunk (2**24 floats), whatever the batch, the options and the vocabulary.
+_CHUNK_FLOATS = 2**24
+
+
+def _target_log_probs(
+    logits: torch.Tensor, real: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """log P(target) at the ``real`` positions of ``logits`` (rows x positions x vocabulary),
+    as float32, in chunks of rows so the float32 copy stays small."""
+    vocabulary = logits.shape[-1]
+    flat = logits.reshape(-1, vocabulary)
+    index = real.reshape(-1).nonzero().squeeze(-1)
+    wanted = targets.reshape(-1)[index]
+    step = max(1, _CHUNK_FLOATS // vocabulary)
+    picked = []
+    for start in range(0, len(index), step):
+        chunk = torch.log_softmax(flat[index[start : start + step]].float(), dim=-1)
+        picked.append(chunk.gather(-1, wanted[start : start + step, None]).squeeze(-1))
+    return torch.cat(picked) if picked else torch.zeros(0, device=logits.device)
+
+
+def _cache_arguments(model: Any) -> tuple[str, str] | None:
+    """The names the model's forward gives its KV cache and its logits_to_keep arguments
+    (``cache``/``past_key_values``, ``logits_to_keep``/``num_logits_to_keep`` across
+    transformers versions), or None when it lacks either."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return None
+    cache = next((n for n in ("cache", "past_key_values") if n in parameters), None)
+    keep = next((n for n in ("logits_to_keep", "num_logits_to_keep") if n in parameters), None)
+    return (cache, keep) if cache and keep else None
+
+
+def _output_cache(output: Any) -> Any:
+    """The KV cache a forward returned (``cache`` in transformers 5, ``past_key_values``
+    before)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else getattr(output, "past_key_values", None)
+
+
+def _repeat_cache(cache: Any, repeats: int) -> Any:
+    """The cache with each batch row repeated ``repeats`` times in place (row ``i`` becomes
+    rows ``i * repeats ...``), or None for a cache of an unknown kind or one with layers
+    that cannot repeat (e.g. linear-attention states in transformers 5)."""
+    if hasattr(cache, "batch_repeat_interleave"):
+        try:
+            cache.batch_repeat_interleave(repeats)
+        except (AttributeError, NotImplementedError):
+            return None  # the caller falls back to full sequences and drops this cache
+        return cache
+    if isinstance(cache, tuple) and all(isinstance(layer, tuple) for layer in cache):
+        return tuple(tuple(t.repeat_interleave(repeats, dim=0) for t in layer) for layer in cache)
+    return None

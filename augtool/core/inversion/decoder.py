@@ -132,12 +132,15 @@ def load_seq2seq(source_name: str, *, what: str = "seq2seq model") -> tuple[Any,
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     from augtool.core.hub import loading, quiet_transformers, resolve_model_source
+    from augtool.core.pretrained import LoadPlan, load_pretrained
 
     quiet_transformers()
     source = resolve_model_source(source_name, what)
     with loading(what, source_name):
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForSeq2SeqLM.from_pretrained(source)
+        # Trained and run in float32 (a decoder is small; its training needs full
+        # precision): loaded in it on the host, moved by the caller.
+        model = load_pretrained(AutoModelForSeq2SeqLM, source, LoadPlan("cpu", torch.float32))
     if not getattr(model.config, "is_encoder_decoder", False):
         raise ModelError(f"{what} {source_name!r} is not an encoder-decoder model")
     if tokenizer.pad_token_id is None:

@@ -42,6 +42,14 @@ class DecoderConfig:
     )
     epochs: int = field(default=5, metadata={"help": "Epochs training the inversion."})
     batch_size: int = field(default=32, metadata={"help": "Texts per training step."})
+    grad_accum: int = field(
+        default=1,
+        metadata={
+            "help": "Gradient accumulation: each optimizer step trains on N micro-batches of "
+            "--batch-size texts (one batch of N x batch size, in less memory); under "
+            "`accelerate launch` the processes share each step's texts."
+        },
+    )
     lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate."})
     correction_epochs: int = field(
         default=0,
@@ -84,6 +92,7 @@ class DecoderConfig:
         check(self.num_tokens >= 1, "num_tokens", f"must be at least 1 (got {self.num_tokens})")
         check(self.epochs >= 1, "epochs", f"must be at least 1 (got {self.epochs})")
         check(self.batch_size >= 1, "batch_size", f"must be at least 1 (got {self.batch_size})")
+        check(self.grad_accum >= 1, "grad_accum", f"must be at least 1 (got {self.grad_accum})")
         check(self.lr > 0, "lr", f"must be positive (got {self.lr})")
         check(self.correction_epochs >= 0, "correction_epochs", "must be >= 0")
         check(self.max_length >= 2, "max_length", f"must be at least 2 (got {self.max_length})")

@@ -22,6 +22,11 @@ safetensors, optimizer state, a json with step, epoch, losses and the torch RNG 
 written every ``save_every`` steps and at each epoch end; batch order is drawn from
 ``(seed, epoch)``, so rerunning the same job resumes and ends with the weights of an
 uninterrupted run.
+
+An optimizer step trains on ``batch_size x grad_accum`` texts, in micro-batches whose
+token-mean losses are weighted by their target tokens. Under ``accelerate launch`` the
+processes share each step's texts and sum their gradients
+(:mod:`augtool.core.distributed`); rank 0 alone embeds the texts and writes.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import torch
 
 from augtool.core.budget import STOPPED_BY_BUDGET, TimeBudget
 from augtool.core.checkpoint import PROGRESS_FILE, Checkpoint
+from augtool.core.distributed import data_parallel
 from augtool.core.encoders import Encoder, load_encoder
 from augtool.core.inversion.decoder import DECODER_FILE, EmbeddingDecoder
 from augtool.core.inversion.decoder_config import DecoderConfig
@@ -222,10 +228,14 @@ def _train(
     texts: _Texts, config: DecoderConfig, output: Path, stack: ExitStack, reporter: Reporter
 ) -> DecoderTrainResult:
     """:func:`train_decoder` once its texts are chosen (and their file is open)."""
+    dp = data_parallel(config.device)
+    if not dp.main:
+        reporter = SILENT  # rank 0 reports
+    device = dp.device_for(config.device)
     set_seed(config.seed)
     encoder = load_encoder(
         config.encoder,
-        device=config.device,
+        device=device,
         dtype="float32",
         batch_size=max(config.batch_size, 32),
         prefix=config.prefix,
@@ -241,29 +251,34 @@ def _train(
     staging = output.with_name(output.name + ".partial")
     checkpoint = Checkpoint(staging / CHECKPOINT_DIR, key)
     saved = checkpoint.load()
-    if saved is None and staging.exists():  # another job's work; its embeddings may serve
-        announce_stale(staging, staging / CHECKPOINT_DIR / PROGRESS_FILE, key)
-        for item in staging.iterdir():
-            if item.is_dir():
-                shutil.rmtree(item)
-            elif item.name not in _EMBEDDINGS_KEPT:
-                item.unlink()
-    staging.mkdir(parents=True, exist_ok=True)
+    if dp.main:
+        if saved is None and staging.exists():  # another job's work; its embeddings may serve
+            announce_stale(staging, staging / CHECKPOINT_DIR / PROGRESS_FILE, key)
+            for item in staging.iterdir():
+                if item.is_dir():
+                    shutil.rmtree(item)
+                elif item.name not in _EMBEDDINGS_KEPT:
+                    item.unlink()
+        staging.mkdir(parents=True, exist_ok=True)
+    dp.barrier()
 
     # Loaded here whether or not the embeddings are on disk: loading may draw on the RNG,
     # and the decoder below must start from the same state either way.
     encoder.load()
     store = VectorFile(staging / EMBEDDINGS_FILE, len(texts), embeddings_key)
-    _embed(texts, encoder, store, reporter)
+    with dp.main_first():  # rank 0 fills the file; the others find it complete
+        _embed(texts, encoder, store, reporter)
     vectors = stack.enter_context(store.reader())
     decoder = EmbeddingDecoder.create(
         config.seq2seq,
         encoder,
         num_tokens=config.num_tokens,
-        device=config.device,
+        device=device,
         max_length=config.max_length,
         seed=config.seed,
     )
+    if dp.rank:  # other dropout masks than rank 0's (one process draws as it always did)
+        torch.manual_seed(config.seed + dp.seed_offset())
     center, spread = _input_stats(vectors)
     decoder.projection.set_input_stats(center, spread, len(vectors))
 
@@ -285,12 +300,16 @@ def _train(
     if saved is not None:
         checkpoint.restore(_modules(decoder), optimizer, device=str(decoder.device))
         progress = {name: saved.get(name, default) for name, default in progress.items()}
-        _set_rng_state(saved["rng"])
+        others = saved.get("rank_rng") or []  # saved by as many processes: this rank's own
+        _set_rng_state(others[dp.rank - 1] if 0 < dp.rank <= len(others) else saved["rng"])
         reporter.log(f"resuming decoder training at step {progress['step']}")
     resumed_step = progress["step"]
+    dp.broadcast_parameters(parameters)  # every rank starts from rank 0's weights
 
     total_epochs = config.epochs + config.correction_epochs
-    steps_per_epoch = math.ceil(len(texts) / config.batch_size)
+    step_rows = config.batch_size * config.grad_accum  # texts per optimizer step
+    steps_per_epoch = math.ceil(len(texts) / step_rows)
+    dp.announce(reporter, step_rows, "texts")
     advance = reporter.task(
         "training decoder", steps_per_epoch * total_epochs, completed=progress["step"]
     )
@@ -298,9 +317,12 @@ def _train(
     budget = TimeBudget(config.max_minutes, progress["seconds"])
     inversion_limit = budget.share(config.epochs / total_epochs)
 
-    def save_checkpoint() -> None:
+    def save_checkpoint() -> None:  # every rank calls it at the same steps
         progress["seconds"] = budget.spent
-        checkpoint.save(_modules(decoder), optimizer, {**progress, "rng": _rng_state()})
+        states = dp.gather(_rng_state())
+        if dp.main:
+            ranks = {"rank_rng": states[1:]} if dp.active else {}
+            checkpoint.save(_modules(decoder), optimizer, {**progress, "rng": states[0], **ranks})
 
     epoch = progress["epoch"]
     while epoch < total_epochs:
@@ -310,27 +332,39 @@ def _train(
         order = torch.randperm(len(texts), generator=generator).tolist()
         decoder.train()
         start = progress["index"] if epoch == progress["epoch"] else 0
-        stopped = budget.exhausted(limit)
+        stopped = dp.from_main(budget.exhausted(limit))
         for batch_index in range(start, steps_per_epoch):
             if stopped:
                 break
-            rows = order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size]
-            batch_texts = texts.read(rows)
-            batch = batch_vectors(rows)
-            if correcting:  # decoded before the graph of this step's losses is built
-                hypotheses, hypothesis_vectors = _hypotheses(decoder, encoder, batch, config)
-            loss = decoder.loss(batch, batch_texts)
-            if correcting:
-                correction = decoder.loss(batch, batch_texts, hypotheses, hypothesis_vectors)
-                loss = (loss + correction) / 2
+            rows = order[batch_index * step_rows : (batch_index + 1) * step_rows]
+            micros = [(m, texts.read(m)) for m in dp.micro_batches(rows, config.batch_size)]
+            # Target tokens per micro-batch and in the whole step (every rank's): the
+            # weights that make the summed gradients those of the step's token mean.
+            if len(micros) == 1 and not dp.active:
+                tokens, total = [1], 1  # one micro-batch: the loss as it is
+            else:
+                tokens = [sum(map(len, decoder.token_ids(part))) for _, part in micros]
+                total = max(dp.sum_int(sum(tokens)), 1)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            value = 0.0
+            for (micro, batch_texts), count in zip(micros, tokens, strict=True):
+                batch = batch_vectors(micro)
+                if correcting:  # decoded before the graph of this step's losses is built
+                    hypotheses, hypothesis_vectors = _hypotheses(decoder, encoder, batch, config)
+                loss = decoder.loss(batch, batch_texts)
+                if correcting:
+                    correction = decoder.loss(batch, batch_texts, hypotheses, hypothesis_vectors)
+                    loss = (loss + correction) / 2
+                (loss * (count / total)).backward()
+                value += float(loss.detach()) * (count / total)
+            dp.sum_gradients(parameters)
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
+            value, out_of_time = dp.step_sync(value, budget.exhausted(limit))
             progress["step"] += 1
             progress["index"] = batch_index + 1
             progress["epoch"] = epoch
-            progress["loss_sum"] += float(loss.detach())
+            progress["loss_sum"] += value
             progress["loss_count"] += 1
             last_of_epoch = batch_index + 1 == steps_per_epoch
             if (
@@ -340,7 +374,7 @@ def _train(
             ):
                 save_checkpoint()
             advance(1)
-            stopped = budget.exhausted(limit)
+            stopped = out_of_time if dp.active else budget.exhausted(limit)
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             "phase": "correction" if correcting else "inversion",
@@ -368,6 +402,15 @@ def _train(
 
     decoder.eval()
     decoder.training = config_dict(config)
+    dp.barrier()  # every rank is done with the embeddings file
+    if not dp.main:  # rank 0 writes the output
+        return DecoderTrainResult(
+            decoder=decoder,
+            history=progress["history"],
+            output=output,
+            resumed_step=resumed_step,
+            seconds=round(progress["seconds"], 1),
+        )
     shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
     stack.close()  # the embeddings file is no part of the decoder
     store.remove()

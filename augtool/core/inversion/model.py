@@ -52,12 +52,18 @@ def hf_model_name(spec: str) -> str:
 
 
 def load_causal_lm(
-    spec: str, *, device: str = "auto", dtype: str = "auto", gradient_checkpointing: bool = False
+    spec: str,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    gradient_checkpointing: bool = False,
+    device_map: str | None = None,
+    load_in_4bit: bool = False,
 ) -> tuple[Any, Any, str, dict[str, Any]]:
-    """``(model, tokenizer, device, info)`` for an ``hf:`` spec, frozen, in eval mode."""
+    """``(model, tokenizer, input device, info)`` for an ``hf:`` spec, frozen, in eval
+    mode, loaded in its dtype straight onto its device(s) (:mod:`augtool.core.pretrained`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from augtool.core.device import resolve_device, resolve_dtype
     from augtool.core.hub import (
         light_fingerprint,
         loading,
@@ -65,6 +71,7 @@ def load_causal_lm(
         quiet_transformers,
         resolve_model_source,
     )
+    from augtool.core.pretrained import input_device, load_pretrained, plan_load
 
     name = hf_model_name(spec)
     if Path(name).expanduser().is_dir():
@@ -73,15 +80,14 @@ def load_causal_lm(
         name = str(Path(name).expanduser().resolve())
     quiet_transformers()
     source = resolve_model_source(name, "LLM")
-    resolved_device = resolve_device(device)
+    plan = plan_load(device, dtype, device_map=device_map, load_in_4bit=load_in_4bit)
     with loading("LLM", name):
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source)
-    model.to(device=resolved_device, dtype=resolve_dtype(dtype, resolved_device))
-    model.eval()
+        model = load_pretrained(AutoModelForCausalLM, source, plan)
     model.requires_grad_(False)
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
+    resolved_device = input_device(model)
     info = {
         "spec": f"hf:{name}",
         "source": source,
@@ -90,6 +96,42 @@ def load_causal_lm(
         "hidden_size": int(model.get_input_embeddings().embedding_dim),
     }
     return model, tokenizer, resolved_device, info
+
+
+def enable_checkpointing(model: Any) -> None:
+    """Gradient checkpointing that really recomputes on a frozen LM.
+
+    HF layers checkpoint only in training mode, and a frozen LM sits in eval mode, so the
+    flag alone does nothing. Dropout is switched off here (the LM is frozen: training mode
+    must not change its outputs) and :class:`SoftPromptLM` runs the training forward in
+    training mode; checkpointing is non-reentrant, so gradients reach the soft prompt
+    through recomputed activations.
+    """
+    from torch import nn
+
+    options = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers 5.x's name
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+        for name in ("attention_dropout", "dropout", "hidden_dropout"):
+            if isinstance(getattr(module, name, None), float):
+                setattr(module, name, 0.0)
+    config = model.config
+    for name in ("attention_dropout", "hidden_dropout", "dropout", "resid_pdrop", "embd_pdrop"):
+        if isinstance(getattr(config, name, None), float):
+            setattr(config, name, 0.0)
+
+
+def is_checkpointing(model: Any) -> bool:
+    """Whether gradient (activation) checkpointing is on, under either transformers name."""
+    for name in ("is_activation_checkpointing", "is_gradient_checkpointing"):
+        if hasattr(type(model), name):
+            return bool(getattr(model, name))
+    return False
 
 
 @dataclass
@@ -117,12 +159,19 @@ class InversionModel:
         device: str = "auto",
         dtype: str = "auto",
         gradient_checkpointing: bool = False,
+        device_map: str | None = None,
+        load_in_4bit: bool = False,
         template: PromptTemplate = DEFAULT_TEMPLATE,
         seed: int = 0,
     ) -> InversionModel:
         """A fresh (untrained) adaptor between an encoder and an LLM."""
         model, tokenizer, resolved, llm_info = load_causal_lm(
-            llm_spec, device=device, dtype=dtype, gradient_checkpointing=gradient_checkpointing
+            llm_spec,
+            device=device,
+            dtype=dtype,
+            gradient_checkpointing=gradient_checkpointing,
+            device_map=device_map,
+            load_in_4bit=load_in_4bit,
         )
         encoder = load_encoder(encoder_spec, device=resolved, dtype="float32")
         if not isinstance(encoder, TorchEncoder):  # pragma: no cover - registry guard
@@ -209,6 +258,8 @@ class InversionModel:
         encoder_spec: str | None = None,
         llm_spec: str | None = None,
         gradient_checkpointing: bool = False,
+        device_map: str | None = None,
+        load_in_4bit: bool = False,
     ) -> InversionModel:
         """Load a folder written by :meth:`save`; ``encoder_spec`` swaps in another encoder
         of the same dimension, ``llm_spec`` another path to the same LM."""
@@ -234,6 +285,8 @@ class InversionModel:
                 device=device,
                 dtype=dtype,
                 gradient_checkpointing=gradient_checkpointing,
+                device_map=device_map,
+                load_in_4bit=load_in_4bit,
             )
             if llm_info["hidden_size"] != shape["llm_dim"]:
                 raise ModelError(

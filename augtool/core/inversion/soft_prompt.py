@@ -112,8 +112,21 @@ class SoftPromptLM:
         }
 
     def loss(self, soft: torch.Tensor, texts: list[str]) -> torch.Tensor:
-        """Mean token cross-entropy of the targets given the soft prompt (L_GEN)."""
-        return self.model(**self.training_batch(soft, texts)).loss
+        """Mean token cross-entropy of the targets given the soft prompt (L_GEN).
+
+        With gradient checkpointing on, the forward runs in training mode (dropout is off,
+        see :func:`augtool.core.inversion.model.enable_checkpointing`), the only mode in
+        which HF layers checkpoint; the LM goes back to eval mode afterwards.
+        """
+        from augtool.core.inversion.model import is_checkpointing
+
+        if not is_checkpointing(self.model):
+            return self.model(**self.training_batch(soft, texts)).loss
+        self.model.train()
+        try:
+            return self.model(**self.training_batch(soft, texts), use_cache=False).loss
+        finally:
+            self.model.eval()
 
     @torch.inference_mode()
     def generate(

@@ -35,6 +35,14 @@ class TrainConfig:
     dropout: float = field(default=0.1, metadata={"help": "Dropout before each head layer."})
     epochs: int = field(default=10, metadata={"help": "Training epochs."})
     batch_size: int = field(default=16, metadata={"help": "Training batch size."})
+    grad_accum: int = field(
+        default=1,
+        metadata={
+            "help": "Gradient accumulation: each optimizer step trains on N micro-batches "
+            "of --batch-size rows (one batch of N x batch size, in less memory); under "
+            "`accelerate launch` the processes share each step's rows."
+        },
+    )
     lr: float = field(default=5e-5, metadata={"help": "Learning rate of the encoder (AdamW)."})
     head_lr: float = field(default=1e-3, metadata={"help": "Learning rate of the head (AdamW)."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
@@ -90,6 +98,7 @@ class TrainConfig:
         check(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1) (got {self.dropout})")
         check(self.epochs >= 1, "epochs", f"must be at least 1 (got {self.epochs})")
         check(self.batch_size >= 1, "batch_size", f"must be at least 1 (got {self.batch_size})")
+        check(self.grad_accum >= 1, "grad_accum", f"must be at least 1 (got {self.grad_accum})")
         check(self.lr > 0, "lr", f"must be positive (got {self.lr})")
         check(self.head_lr > 0, "head_lr", f"must be positive (got {self.head_lr})")
         check(self.weight_decay >= 0, "weight_decay", f"must be >= 0 (got {self.weight_decay})")

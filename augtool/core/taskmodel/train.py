@@ -6,6 +6,10 @@ Mixup lambdas, dropout). A checkpoint taken mid-epoch also holds the position in
 epoch (steps done, loss so far) and the RNG states at that step; a resumed run redraws the
 epoch's batch order, restores those states, skips the batches already done and so
 continues exactly as an uninterrupted one.
+
+An optimizer step trains on ``batch_size x grad_accum`` rows, in micro-batches of at most
+``batch_size``; under ``accelerate launch`` the processes share each step's rows and sum
+their gradients (:mod:`augtool.core.distributed`), and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from augtool.core.distributed import DataParallel, data_parallel
 from augtool.core.encoders import TorchEncoder, load_encoder
 from augtool.core.model_errors import ModelLoadError, model_load_errors
 from augtool.core.progress import SILENT, Reporter
@@ -367,16 +372,24 @@ def train_task_model(
     if unlabelled:
         raise AugtoolError(f'record "{unlabelled[0]}" has no label; training needs labels')
 
+    dp = data_parallel(config.device)
+    if not dp.main:
+        reporter = SILENT  # rank 0 reports
+    run_config = replace(config, device=dp.device_for(config.device)) if dp.active else config
     staging = output.with_name(output.name + ".partial")
     key = _dataset_key(train, dev, config, init.fingerprint if init else None)
     checkpointer = _Checkpointer(staging, key)
     progress_state = checkpointer.load_progress()
     set_seed(config.seed)
-    model, save_encoder = build_task_model(config, labels, init)  # may fail: before any output
-    if progress_state is None and staging.exists():
-        announce_stale(staging, staging / CHECKPOINT_DIR / PROGRESS_FILE, key)
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True, exist_ok=True)
+    model, save_encoder = build_task_model(run_config, labels, init)  # may fail: before output
+    if dp.active:
+        model.train_config = config_dict(config)  # as given, not this rank's device
+    if dp.main:
+        if progress_state is None and staging.exists():
+            announce_stale(staging, staging / CHECKPOINT_DIR / PROGRESS_FILE, key)
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True, exist_ok=True)
+    dp.barrier()
     encoder = model.encoder
     device = encoder.device
     labels = model.labels
@@ -388,17 +401,21 @@ def train_task_model(
         encoder.module.requires_grad_(False)
 
     texts = [r.text or "" for r in train]
-    targets = torch.tensor([r.target(labels) for r in train], dtype=torch.float32, device=device)
+    # Targets and frozen embeddings stay on the host; each micro-batch's rows move over.
+    targets = torch.tensor([r.target(labels) for r in train], dtype=torch.float32)
     frozen_embeddings = None
     if not trainable:
         advance = reporter.task("embedding training texts", len(texts))
-        frozen_embeddings = torch.as_tensor(encoder.encode(texts, progress=advance), device=device)
+        with dp.main_first():  # rank 0 fills the embedding cache, the others read it
+            frozen_embeddings = torch.as_tensor(encoder.encode(texts, progress=advance))
 
     param_groups = [{"params": list(model.head.parameters()), "lr": config.head_lr}]
     if trainable:
         param_groups.append({"params": list(encoder.module.parameters()), "lr": config.lr})
     optimizer = torch.optim.AdamW(param_groups, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(texts) / config.batch_size)
+    step_rows = config.batch_size * config.grad_accum  # rows per optimizer step
+    steps_per_epoch = math.ceil(len(texts) / step_rows)
+    dp.announce(reporter, step_rows)
     total_steps = steps_per_epoch * config.epochs
     warmup = int(config.warmup_ratio * total_steps)
 
@@ -425,12 +442,14 @@ def train_task_model(
             start_epoch, start_step = start_epoch + 1, 0
         else:
             start_loss = progress_state["epoch_loss"]
-            saved_rng = {**rng_tensors, "lambda": progress_state["lambda_rng"]}
+            saved_rng = _rank_rng(dp, rng_tensors, progress_state)
             reporter.log(
                 f"resuming in epoch {start_epoch} of {config.epochs} "
                 f"after step {start_step} of {steps_per_epoch}"
             )
     resumed_epochs = start_epoch - 1
+    parameters = [p for group in param_groups for p in group["params"]]
+    dp.broadcast_parameters(parameters)  # every rank starts from rank 0's weights
 
     use_amp = device.startswith("cuda") and config.dtype in ("auto", "bfloat16", "float16")
     amp_dtype = torch.float16 if config.dtype == "float16" else torch.bfloat16
@@ -440,7 +459,7 @@ def train_task_model(
     stopped_early = False
 
     for epoch in range(start_epoch, config.epochs + 1):
-        torch.manual_seed(config.seed * 1000 + epoch)
+        torch.manual_seed(config.seed * 1000 + epoch + dp.seed_offset())
         order_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         lambda_rng = np.random.default_rng([config.seed, epoch])
         order = torch.randperm(len(texts), generator=order_gen)
@@ -455,58 +474,68 @@ def train_task_model(
         if trainable:
             encoder.module.train()
         for step in range(first_step + 1, steps_per_epoch + 1):
-            index = order[(step - 1) * config.batch_size : step * config.batch_size]
-            batch_targets = targets[index.to(device)]
-            amp = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
-            with amp:
-                if frozen_embeddings is not None:
-                    embeddings = frozen_embeddings[index.to(device)]
-                else:
-                    batch_texts = [texts[i] for i in index.tolist()]
-                    embeddings = encoder.forward(encoder.tokenize(batch_texts))
-                if config.mixup and len(index) > 1:
-                    lam = float(lambda_rng.beta(config.alpha, config.alpha))
-                    perm = torch.randperm(len(index), generator=order_gen).to(device)
-                    embeddings, batch_targets = mixup(embeddings, batch_targets, lam, perm)
-                logits = model.head(embeddings.float())
-            loss = soft_cross_entropy(logits, batch_targets)
+            index = order[(step - 1) * step_rows : step * step_rows]
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(
-                [p for group in param_groups for p in group["params"]], 1.0
-            )
+            step_loss = 0.0
+            # This rank's micro-batches; each loss is weighted by its share of the step's
+            # rows, so the summed gradients are those of the mean over all of them.
+            for micro in dp.micro_batches(index.tolist(), config.batch_size):
+                batch_targets = targets[micro].to(device)
+                amp = (
+                    torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
+                )
+                with amp:
+                    if frozen_embeddings is not None:
+                        embeddings = frozen_embeddings[micro].to(device)
+                    else:
+                        embeddings = encoder.forward(encoder.tokenize([texts[i] for i in micro]))
+                    if config.mixup and len(micro) > 1:
+                        lam = float(lambda_rng.beta(config.alpha, config.alpha))
+                        perm = torch.randperm(len(micro), generator=order_gen).to(device)
+                        embeddings, batch_targets = mixup(embeddings, batch_targets, lam, perm)
+                    logits = model.head(embeddings.float())
+                loss = soft_cross_entropy(logits, batch_targets)
+                (loss * (len(micro) / len(index))).backward()
+                step_loss += float(loss.detach()) * len(micro)
+            dp.sum_gradients(parameters)
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
             scheduler.step()
-            epoch_loss += float(loss.detach()) * len(index)
-            advance(1)
-            done_steps += 1
-            if (
+            due = (
                 checkpoint_seconds > 0
                 and step < steps_per_epoch  # the epoch end writes its own checkpoint
                 and time.monotonic() - last_checkpoint >= checkpoint_seconds
-            ):
-                checkpointer.save(
-                    modules,
-                    optimizer,
-                    scheduler,
-                    {
-                        "epoch": epoch,
-                        "step": step,
-                        "global_step": done_steps,
-                        "epoch_loss": epoch_loss,
-                        "lambda_rng": lambda_rng.bit_generator.state,
-                        "history": history,
-                        "best": best,
-                        "bad_epochs": bad_epochs,
-                    },
-                    _rng_states(device, order_gen),
-                )
+            )
+            step_loss, due = dp.step_sync(step_loss, due)  # rank 0 decides for all
+            epoch_loss += step_loss
+            advance(1)
+            done_steps += 1
+            if due:
+                ranks = dp.gather((_rng_states(device, order_gen), lambda_rng.bit_generator.state))
+                if dp.main:
+                    checkpointer.save(
+                        modules,
+                        optimizer,
+                        scheduler,
+                        {
+                            "epoch": epoch,
+                            "step": step,
+                            "global_step": done_steps,
+                            "epoch_loss": epoch_loss,
+                            "lambda_rng": lambda_rng.bit_generator.state,
+                            **_ranks_lambda(ranks),
+                            "history": history,
+                            "best": best,
+                            "bad_epochs": bad_epochs,
+                        },
+                        _ranks_rng(ranks),
+                    )
                 last_checkpoint = time.monotonic()
             if on_step_end is not None:
                 on_step_end(epoch, step)
 
         record: dict[str, Any] = {"epoch": epoch, "train_loss": round(epoch_loss / len(texts), 6)}
-        if dev:
+        if dev and dp.main:  # rank 0 scores the dev set; every rank follows its decision
             dev_metrics = _evaluate_dev(model, dev, trainable)
             record.update({f"dev_{k}": v for k, v in dev_metrics.items()})
             score = (dev_metrics["accuracy"], -dev_metrics["loss"])
@@ -516,11 +545,13 @@ def train_task_model(
                 checkpointer.save_best(epoch, modules)
             else:
                 bad_epochs += 1
+        if dev:
+            record, best, bad_epochs = dp.from_main((record, best, bad_epochs))
         history.append(record)
         reporter.log(_format_epoch(record, config.epochs))
         stopped_early = bool(dev) and config.patience > 0 and bad_epochs >= config.patience
         last_epoch = epoch == config.epochs or stopped_early
-        if not last_epoch and time.monotonic() - last_checkpoint >= checkpoint_seconds:
+        if dp.main and not last_epoch and time.monotonic() - last_checkpoint >= checkpoint_seconds:
             checkpointer.save(
                 modules,
                 optimizer,
@@ -541,18 +572,20 @@ def train_task_model(
             reporter.log(f"early stopping: no dev improvement for {config.patience} epochs")
             break
 
-    if dev and best["epoch"] is not None:
-        checkpointer.restore_best(best["epoch"], modules)
     model.head.eval()
     encoder.module.eval()
-    shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
-    model.save(staging, encoder_trained=save_encoder)
-    with (staging / "train_log.jsonl").open("w", encoding="utf-8") as handle:
-        for record in history:
-            handle.write(json.dumps(record) + "\n")
-    publish_folder(staging, output)
+    if dp.main:
+        if dev and best["epoch"] is not None:
+            checkpointer.restore_best(best["epoch"], modules)
+        shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
+        model.save(staging, encoder_trained=save_encoder)
+        with (staging / "train_log.jsonl").open("w", encoding="utf-8") as handle:
+            for record in history:
+                handle.write(json.dumps(record) + "\n")
+        publish_folder(staging, output)
+    dp.barrier()  # the published model is there for every rank to load
     del model, optimizer, scheduler, frozen_embeddings
-    trained = TaskModel.load(output, device=config.device)
+    trained = TaskModel.load(output, device=run_config.device)
     return TrainResult(
         model=trained,
         output=output,
@@ -564,6 +597,36 @@ def train_task_model(
         dev_size=len(dev or []),
         init_from=init.describe() if init else None,
     )
+
+
+def _ranks_rng(ranks: list[tuple[dict[str, torch.Tensor], Any]]) -> dict[str, torch.Tensor]:
+    """Rank 0's RNG states as one process saves them, then rank r's as ``rank<r>.<name>``."""
+    states = dict(ranks[0][0])
+    for rank, (tensors, _) in enumerate(ranks[1:], start=1):
+        states.update({f"rank{rank}.{name}": value for name, value in tensors.items()})
+    return states
+
+
+def _ranks_lambda(ranks: list[tuple[Any, dict[str, Any]]]) -> dict[str, Any]:
+    """The other ranks' Mixup generator states (nothing in one process)."""
+    return {"rank_lambda_rng": [state for _, state in ranks[1:]]} if len(ranks) > 1 else {}
+
+
+def _rank_rng(
+    dp: DataParallel, tensors: dict[str, torch.Tensor], progress: dict[str, Any]
+) -> dict[str, Any]:
+    """The RNG states this rank resumes from: its own when the checkpoint has them (saved
+    by as many processes), rank 0's otherwise."""
+    own = {
+        name.split(".", 1)[1]: value
+        for name, value in tensors.items()
+        if name.startswith(f"rank{dp.rank}.")
+    }
+    lambdas = progress.get("rank_lambda_rng") or []
+    if dp.rank and own and len(lambdas) >= dp.rank:
+        return {**own, "lambda": lambdas[dp.rank - 1]}
+    base = {name: value for name, value in tensors.items() if not name.startswith("rank")}
+    return {**base, "lambda": progress["lambda_rng"]}
 
 
 def _evaluate_dev(model: TaskModel, dev: list[Record], trainable: bool) -> dict[str, float]:

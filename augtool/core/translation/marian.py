@@ -56,17 +56,16 @@ class MarianBackTranslator(BackTranslator):
         if direction not in self._models:
             from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-            from augtool.core.device import resolve_device, resolve_dtype
             from augtool.core.hub import quiet_transformers
+            from augtool.core.pretrained import input_device, load_pretrained, plan_load
 
             quiet_transformers()
-            self.device = resolve_device(self.device_spec)
+            plan = plan_load(self.device_spec, self.dtype_spec)
             source = self.sources[direction]
             with loading("translation model", self.names[direction]):
                 tokenizer = AutoTokenizer.from_pretrained(source)
-                model = AutoModelForSeq2SeqLM.from_pretrained(source)
-            model.to(device=self.device, dtype=resolve_dtype(self.dtype_spec, self.device))
-            model.eval()
+                model = load_pretrained(AutoModelForSeq2SeqLM, source, plan)
+            self.device = input_device(model)
             self._models[direction] = (tokenizer, model)
         return self._models[direction]
 

@@ -9,6 +9,7 @@ from augtool.core.config import check
 from augtool.core.device import DTYPES
 from augtool.core.generation.prompts import PROMPT_STYLES, PromptTemplate, step_template
 from augtool.core.hub import DEFAULT_ENCODER, ENCODER_HELP
+from augtool.core.pretrained import check_device_map, device_map_field, load_in_4bit_field
 from augtool.errors import OptionError
 
 PAIR_MODES = ("random", "inter-class", "intra-class")
@@ -26,11 +27,17 @@ MATCH_PLACEHOLDERS = frozenset({"text", "label_text"})
 
 _DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps."
 _DTYPE_HELP = "LLM weights: auto (bfloat16 on CUDA), float32, bfloat16, float16."
+_GRAD_ACCUM_HELP = (
+    "Gradient accumulation: each optimizer step trains on N micro-batches of --batch-size "
+    "sentences (one batch of N x batch size, in less memory); under `accelerate launch` "
+    "the processes share each step's sentences."
+)
 
 
-def _check_runtime(device: str, dtype: str) -> None:
+def _check_runtime(device: str, dtype: str, device_map: str | None = None) -> None:
     check(bool(device.strip()), "device", "must not be empty")
     check(dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+    check_device_map(device_map)
 
 
 def resolve_scoring(scoring: str, llm: Any, option: str) -> str:
@@ -66,6 +73,7 @@ class AdaptorConfig:
     epochs: int = field(default=1, metadata={"help": "Passes over the corpus."})
     lr: float = field(default=2e-5, metadata={"help": "Adam learning rate of the adaptor."})
     batch_size: int = field(default=16, metadata={"help": "Sentences per step."})
+    grad_accum: int = field(default=1, metadata={"help": _GRAD_ACCUM_HELP})
     max_target_tokens: int = field(
         default=64, metadata={"help": "Truncate target sentences to this many tokens."}
     )
@@ -83,6 +91,8 @@ class AdaptorConfig:
     seed: int = field(default=0, metadata={"help": "Random seed."})
     device: str = field(default="auto", metadata={"help": _DEVICE_HELP})
     dtype: str = field(default="auto", metadata={"help": _DTYPE_HELP})
+    device_map: str | None = device_map_field()
+    load_in_4bit: bool = load_in_4bit_field()
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Trade compute for memory in the LM (large LMs)."}
     )
@@ -95,13 +105,14 @@ class AdaptorConfig:
         check(self.epochs >= 1, "epochs", "must be at least 1")
         check(self.lr > 0, "lr", "must be positive")
         check(self.batch_size >= 1, "batch_size", "must be at least 1")
+        check(self.grad_accum >= 1, "grad_accum", "must be at least 1")
         check(self.max_target_tokens >= 1, "max_target_tokens", "must be at least 1")
         check(self.save_every >= 1, "save_every", "must be at least 1")
         check(
             self.max_samples is None or self.max_samples >= 1, "max_samples", "must be at least 1"
         )
         check(self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be positive")
-        _check_runtime(self.device, self.dtype)
+        _check_runtime(self.device, self.dtype, self.device_map)
 
 
 @dataclass
@@ -115,6 +126,14 @@ class RefineConfig:
     task_lr: float = field(default=5e-5, metadata={"help": "Learning rate of the task encoder."})
     batch_size: int = field(default=16, metadata={"help": "Adaptor batch size."})
     task_batch_size: int = field(default=16, metadata={"help": "Task-model batch size."})
+    grad_accum: int = field(
+        default=1,
+        metadata={
+            "help": "Gradient accumulation of both steps: each optimizer step of the task "
+            "model and of the adaptor trains on N micro-batches of their batch size; under "
+            "`accelerate launch` the processes share each step's rows."
+        },
+    )
     encoder: str | None = field(
         default=None,
         metadata={"help": "Start from this encoder instead of the adaptor's (same dimension)."},
@@ -123,6 +142,8 @@ class RefineConfig:
     seed: int = field(default=0, metadata={"help": "Random seed."})
     device: str = field(default="auto", metadata={"help": _DEVICE_HELP})
     dtype: str = field(default="auto", metadata={"help": _DTYPE_HELP})
+    device_map: str | None = device_map_field()
+    load_in_4bit: bool = load_in_4bit_field()
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Trade compute for memory in the LM (large LMs)."}
     )
@@ -136,12 +157,13 @@ class RefineConfig:
             "adaptor_epochs",
             "batch_size",
             "task_batch_size",
+            "grad_accum",
             "save_every",
         ):
             check(getattr(self, name) >= 1, name, "must be at least 1")
         check(self.lr > 0, "lr", "must be positive")
         check(self.task_lr > 0, "task_lr", "must be positive")
-        _check_runtime(self.device, self.dtype)
+        _check_runtime(self.device, self.dtype, self.device_map)
 
 
 @dataclass
@@ -156,6 +178,8 @@ class ReconstructConfig:
     seed: int = field(default=0, metadata={"help": "Seed for the pair sample."})
     device: str = field(default="auto", metadata={"help": _DEVICE_HELP})
     dtype: str = field(default="auto", metadata={"help": _DTYPE_HELP})
+    device_map: str | None = device_map_field()
+    load_in_4bit: bool = load_in_4bit_field()
     text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
     label_field: str = field(default="label", metadata={"help": "JSON field holding the label."})
 
@@ -163,7 +187,7 @@ class ReconstructConfig:
         check(self.batch_size >= 1, "batch_size", "must be at least 1")
         check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
         check(self.max_pairs >= 1, "max_pairs", "must be at least 1")
-        _check_runtime(self.device, self.dtype)
+        _check_runtime(self.device, self.dtype, self.device_map)
 
 
 @dataclass
@@ -234,6 +258,8 @@ class InvmixGenerateConfig:
     seed: int = field(default=0, metadata={"help": "Run seed; each row gets its own from it."})
     device: str = field(default="auto", metadata={"help": _DEVICE_HELP})
     dtype: str = field(default="auto", metadata={"help": _DTYPE_HELP})
+    device_map: str | None = device_map_field()
+    load_in_4bit: bool = load_in_4bit_field()
     text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
     label_field: str = field(default="label", metadata={"help": "JSON field holding the label."})
 
@@ -271,7 +297,7 @@ class InvmixGenerateConfig:
         check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
         check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
         check(self.batch_size >= 1, "batch_size", "must be at least 1")
-        _check_runtime(self.device, self.dtype)
+        _check_runtime(self.device, self.dtype, self.device_map)
 
     def label_template(self) -> PromptTemplate:
         """The labelling prompt (A.3's, augtool's, or ``--prompt-file``, checked)."""
@@ -343,7 +369,9 @@ class IntrusionConfig:
             "parsing on openai:), loglik, parse."
         },
     )
-    base_url: str | None = field(default=None, metadata={"help": "openai: server URL."})
+    base_url: str | None = field(
+        default=None, metadata={"help": "openai: server URL, or several comma-separated."}
+    )
     api_key_env: str = field(
         default="OPENAI_API_KEY", metadata={"help": "openai: variable holding the API key."}
     )
@@ -355,6 +383,8 @@ class IntrusionConfig:
     cache: bool = field(default=True, metadata={"help": "Use the response cache."})
     device: str = field(default="auto", metadata={"help": _DEVICE_HELP})
     dtype: str = field(default="auto", metadata={"help": _DTYPE_HELP})
+    device_map: str | None = device_map_field()
+    load_in_4bit: bool = load_in_4bit_field()
     text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
 
     def __post_init__(self) -> None:
@@ -367,7 +397,7 @@ class IntrusionConfig:
             "prompt_style",
             f"must be one of {', '.join(PROMPT_STYLES)}",
         )
-        _check_runtime(self.device, self.dtype)
+        _check_runtime(self.device, self.dtype, self.device_map)
 
     def match_template(self) -> PromptTemplate:
         """Step 1 (A.4's first set), or ``--match-prompt-file``, checked."""
@@ -413,6 +443,7 @@ class WarmLMConfig:
     )
     epochs: int = field(default=1, metadata={"help": "Passes over the corpus."})
     batch_size: int = field(default=16, metadata={"help": "Sentences per step."})
+    grad_accum: int = field(default=1, metadata={"help": _GRAD_ACCUM_HELP})
     lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate (all weights train)."})
     max_length: int = field(
         default=64,
@@ -437,6 +468,7 @@ class WarmLMConfig:
         check(bool(self.encoder.strip()), "encoder", "must not be empty")
         check(self.epochs >= 1, "epochs", "must be at least 1")
         check(self.batch_size >= 1, "batch_size", "must be at least 1")
+        check(self.grad_accum >= 1, "grad_accum", "must be at least 1")
         check(self.lr > 0, "lr", "must be positive")
         check(self.max_length >= 3, "max_length", "must be at least 3 ([CLS], a token, [SEP])")
         check(

@@ -9,6 +9,9 @@ the updated encoder, updating phi (Eq. 7). The output keeps theta* as a normal t
 folder (``task_model/``), which ``augtool train --init-from`` continues from (Eq. 12).
 Both resume: stage 1 from its step checkpoints, stage 2 from its finished
 rounds and the current round's adaptor checkpoint.
+
+Under ``accelerate launch`` every process runs the stage, sharing each optimizer step's
+rows (:mod:`augtool.core.distributed`); rank 0 alone writes and reports.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from augtool.core.distributed import DataParallel, data_parallel
 from augtool.core.inversion.model import (
     INVERSION_FILE,
     TASK_MODEL_DIR,
@@ -27,11 +31,12 @@ from augtool.core.inversion.model import (
     encoder_info_of,
 )
 from augtool.core.inversion.train import train_adaptor
+from augtool.core.pretrained import RUNTIME_ONLY, lm_load_options
 from augtool.core.progress import SILENT, Reporter
 from augtool.data.provenance import config_dict, run_key
 from augtool.data.records import Record
 from augtool.data.writer import announce_stale, check_output_folder, key_state, publish_folder
-from augtool.errors import AugtoolError
+from augtool.errors import AugtoolError, OptionError
 from augtool.methods.invmix.config import AdaptorConfig, RefineConfig
 
 
@@ -40,6 +45,18 @@ class StageResult:
     model: InversionModel
     output: Path
     history: list[dict[str, Any]]
+
+
+def _ranks(config: AdaptorConfig | RefineConfig) -> DataParallel:
+    """The launch's ranks; a device map (one LM over several GPUs) needs one process."""
+    dp = data_parallel(config.device)
+    if dp.active and getattr(config, "device_map", None):
+        raise OptionError(
+            "device_map",
+            "spreads one LM over the GPUs and cannot run under several processes "
+            "(accelerate launch); leave it out, or launch one process",
+        )
+    return dp
 
 
 def _texts(records: list[Record], limit: int | None = None) -> list[str]:
@@ -65,6 +82,9 @@ def run_train_adaptor(
     )
     staging = output.with_name(output.name + ".partial")
     texts = _texts(records, config.max_samples)
+    dp = _ranks(config)
+    if not dp.main:
+        reporter = SILENT  # rank 0 reports
     model = InversionModel.create(
         config.encoder,
         config.llm,
@@ -72,17 +92,19 @@ def run_train_adaptor(
         adaptor_hidden=config.adaptor_hidden,
         adaptor_norm=config.adaptor_norm,
         max_target_tokens=config.max_target_tokens,
-        device=config.device,
+        device=dp.device_for(config.device),
         dtype=config.dtype,
         gradient_checkpointing=config.gradient_checkpointing,
         seed=config.seed,
+        **lm_load_options(config),
     )
     advance = reporter.task("embedding corpus", len(texts))
-    embeddings = model.embed(texts, progress=advance)
+    with dp.main_first():  # rank 0 fills the embedding cache, the others read it
+        embeddings = model.embed(texts, progress=advance)
     identity = {
         k: v
         for k, v in config_dict(config).items()
-        if k not in ("device", "save_every", "gradient_checkpointing", "max_minutes")
+        if k not in (*RUNTIME_ONLY, "save_every", "gradient_checkpointing", "max_minutes")
     }
     key = run_key(
         "invmix-adaptor",
@@ -106,11 +128,14 @@ def run_train_adaptor(
         reporter=reporter,
         on_step=on_step,
         max_minutes=config.max_minutes,
+        grad_accum=config.grad_accum,
     )
-    model.save(staging)
-    _write_history(staging, progress["history"])
-    shutil.rmtree(staging / "checkpoint", ignore_errors=True)
-    publish_folder(staging, output)
+    if dp.main:
+        model.save(staging)
+        _write_history(staging, progress["history"])
+        shutil.rmtree(staging / "checkpoint", ignore_errors=True)
+        publish_folder(staging, output)
+    dp.barrier()
     return StageResult(model, output, progress["history"])
 
 
@@ -138,18 +163,22 @@ def run_refine(
         output, overwrite=overwrite, marker=INVERSION_FILE, kind="invmix model"
     )
     staging = output.with_name(output.name + ".partial")
+    dp = _ranks(config)
+    if not dp.main:
+        reporter = SILENT  # rank 0 reports
     model = InversionModel.load(
         adaptor_dir,
-        device=config.device,
+        device=dp.device_for(config.device),
         dtype=config.dtype,
         encoder_spec=config.encoder,
         gradient_checkpointing=config.gradient_checkpointing,
+        **lm_load_options(config),
     )
     texts = _texts(records)
     identity = {
         k: v
         for k, v in config_dict(config).items()
-        if k not in ("device", "save_every", "gradient_checkpointing", "max_minutes")
+        if k not in (*RUNTIME_ONLY, "save_every", "gradient_checkpointing", "max_minutes")
     }
     key = run_key(
         "invmix-refine",
@@ -161,10 +190,13 @@ def run_refine(
     state_path = staging / "rounds.json"
     state = _load_state(state_path, key)
     if state is None:
-        announce_stale(staging, state_path, key)
-        shutil.rmtree(staging, ignore_errors=True)
+        if dp.main:
+            announce_stale(staging, state_path, key)
+            shutil.rmtree(staging, ignore_errors=True)
         state = {**key_state(key), "done": 0, "history": []}
-    staging.mkdir(parents=True, exist_ok=True)
+    if dp.main:
+        staging.mkdir(parents=True, exist_ok=True)
+    dp.barrier()
     encoder_path = model.encoder.source
     previous: str | None = None  # the last round's task model: theta continues from it
     if state["done"]:
@@ -192,6 +224,7 @@ def run_refine(
             epochs=config.task_epochs,
             lr=config.task_lr,
             batch_size=config.task_batch_size,
+            grad_accum=config.grad_accum,
             seed=config.seed + round_number,
             device=config.device,
         )
@@ -208,7 +241,8 @@ def run_refine(
             dtype="float32",
         )
         model.encoder.load()
-        embeddings = model.embed(texts)
+        with dp.main_first():
+            embeddings = model.embed(texts)
         progress = train_adaptor(
             model,
             texts,
@@ -221,13 +255,19 @@ def run_refine(
             run_key=f"{key}:{round_number}",
             save_every=config.save_every,
             reporter=reporter,
+            grad_accum=config.grad_accum,
         )
         from safetensors.torch import save_model
 
-        save_model(model.adaptor, str(round_dir / "adaptor.safetensors"))
         state["history"].append({"round": round_number, "adaptor": progress["history"]})
         state["done"] = round_number
-        state_path.write_text(json.dumps(state), encoding="utf-8")
+        if dp.main:
+            save_model(model.adaptor, str(round_dir / "adaptor.safetensors"))
+            state_path.write_text(json.dumps(state), encoding="utf-8")
+
+    if not dp.main:  # rank 0 assembles and publishes the output
+        dp.barrier()
+        return StageResult(model, output, state["history"])
 
     final = staging / f"round-{config.rounds}"
     shutil.rmtree(staging / TASK_MODEL_DIR, ignore_errors=True)
@@ -249,6 +289,7 @@ def run_refine(
         shutil.rmtree(folder, ignore_errors=True)
     state_path.unlink(missing_ok=True)
     publish_folder(staging, output)
+    dp.barrier()
     return StageResult(model, output, state["history"])
 
 

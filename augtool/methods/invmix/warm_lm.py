@@ -22,6 +22,11 @@ goes to ``<out>.partial`` and is published at the end; checkpoints (safetensors 
 optimizer, progress) are written every ``save_every`` steps and at each epoch end. Batch
 order is drawn from ``(seed, epoch)`` and dropout from ``(seed, step)``, so rerunning an
 interrupted job resumes and ends with the weights of an uninterrupted run.
+
+An optimizer step trains on ``batch_size x grad_accum`` sentences, in micro-batches whose
+token-mean losses are weighted by their predicted tokens; under ``accelerate launch`` the
+processes share each step's sentences and sum their gradients
+(:mod:`augtool.core.distributed`), and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -164,6 +169,7 @@ def build_causal_lm(source: str, tokenizer: Any, seed: int = 0) -> tuple[Any, li
             add_cross_attention=False,
             tie_word_embeddings=True,
             output_loading_info=True,
+            dtype=torch.float32,  # trained in full precision, whatever the checkpoint holds
         )
     if model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
         model.tie_weights()
@@ -213,12 +219,16 @@ def train_warm_lm(
     checkpoint in ``<output>.partial``. Encoder and corpus are checked before any model
     loads."""
     from augtool.core.device import resolve_device
+    from augtool.core.distributed import data_parallel
     from augtool.core.encoders import load_encoder
     from augtool.core.seed import set_seed
 
     output = check_output_folder(output, overwrite=overwrite, marker=WARM_LM_FILE, kind="warm LM")
     source = bert_source(config.encoder)
-    device = resolve_device(config.device)
+    dp = data_parallel(config.device)
+    if not dp.main:
+        reporter = SILENT  # rank 0 reports
+    device = resolve_device(dp.device_for(config.device))
     index = index_corpus(corpus, config.text_field, limit=config.max_samples, rejects=rejects)
     encoder_info = load_encoder(config.encoder).describe()
     corpus_info = file_fingerprint(index.path)
@@ -232,10 +242,12 @@ def train_warm_lm(
     staging = output.with_name(output.name + ".partial")
     checkpoint = Checkpoint(staging / CHECKPOINT_DIR, key)
     saved = checkpoint.load()
-    if saved is None and staging.exists():
-        announce_stale(staging, staging / CHECKPOINT_DIR / PROGRESS_FILE, key)
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True, exist_ok=True)
+    if dp.main:
+        if saved is None and staging.exists():
+            announce_stale(staging, staging / CHECKPOINT_DIR / PROGRESS_FILE, key)
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True, exist_ok=True)
+    dp.barrier()
 
     set_seed(config.seed)
     tokenizer = causal_tokenizer(source)
@@ -249,7 +261,8 @@ def train_warm_lm(
             f"{model.config.initializer_range}, LayerNorm 1/0, biases 0): " + ", ".join(initialised)
         )
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    parameters = list(model.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr)
     modules = {"model": model}
     progress: dict[str, Any] = {
         "step": 0,
@@ -265,8 +278,11 @@ def train_warm_lm(
         progress = {name: saved.get(name, default) for name, default in progress.items()}
         reporter.log(f"resuming warm-LM training at step {progress['step']}")
     resumed_step = progress["step"]
+    dp.broadcast_parameters(parameters)  # every rank starts from rank 0's weights
 
-    steps_per_epoch = math.ceil(len(index) / config.batch_size)
+    step_rows = config.batch_size * config.grad_accum  # sentences per optimizer step
+    steps_per_epoch = math.ceil(len(index) / step_rows)
+    dp.announce(reporter, step_rows, "sentences")
     advance = reporter.task(
         "training warm LM", steps_per_epoch * config.epochs, completed=progress["step"]
     )
@@ -274,9 +290,10 @@ def train_warm_lm(
 
     def save_checkpoint() -> None:
         progress["seconds"] = budget.spent
-        checkpoint.save(modules, optimizer, progress)
+        if dp.main:
+            checkpoint.save(modules, optimizer, progress)
 
-    stopped = budget.exhausted()
+    stopped = dp.from_main(budget.exhausted())
     with index.path.open("rb") as handle:
         for epoch in range(progress["epoch"], config.epochs):
             if stopped:
@@ -289,24 +306,41 @@ def train_warm_lm(
             for batch_index in range(start, steps_per_epoch):
                 if stopped:
                     break
-                rows = order[batch_index * size : (batch_index + 1) * size]
-                batch = lm_batch(tokenizer, index.read(handle, rows), config.max_length, device)
-                torch.manual_seed(config.seed * 1_000_003 + 7_919 * (progress["step"] + 1))
-                loss = model(**batch).loss
+                rows = order[batch_index * step_rows : (batch_index + 1) * step_rows]
+                batches = [
+                    lm_batch(tokenizer, index.read(handle, micro), config.max_length, device)
+                    for micro in dp.micro_batches(rows, size)
+                ]
+                # Predicted tokens (labels after the shift) per micro-batch and in the whole
+                # step: the weights that make the gradients those of the step's token mean.
+                if len(batches) == 1 and not dp.active:
+                    tokens, total = [1], 1  # one micro-batch: the loss as it is
+                else:
+                    tokens = [int((b["labels"][:, 1:] != -100).sum()) for b in batches]
+                    total = max(dp.sum_int(sum(tokens)), 1)
+                torch.manual_seed(
+                    config.seed * 1_000_003 + 7_919 * (progress["step"] + 1) + dp.seed_offset()
+                )
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                value = 0.0
+                for batch, count in zip(batches, tokens, strict=True):
+                    loss = model(**batch).loss
+                    (loss * (count / total)).backward()
+                    value += float(loss.detach()) * (count / total)
+                dp.sum_gradients(parameters)
+                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
                 optimizer.step()
+                value, out_of_time = dp.step_sync(value, budget.exhausted())
                 progress["step"] += 1
                 progress["index"] = batch_index + 1
                 progress["epoch"] = epoch
-                progress["loss_sum"] += float(loss.detach())
+                progress["loss_sum"] += value
                 progress["loss_count"] += 1
                 last_of_epoch = batch_index + 1 == steps_per_epoch
                 if progress["step"] % config.save_every == 0 and not last_of_epoch:
                     save_checkpoint()
                 advance(1)
-                stopped = budget.exhausted()
+                stopped = out_of_time if dp.active else budget.exhausted()
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "loss": round(progress["loss_sum"] / max(progress["loss_count"], 1), 6),
@@ -328,6 +362,16 @@ def train_warm_lm(
             save_checkpoint()
 
     model.eval()
+    if not dp.main:  # rank 0 writes the output
+        dp.barrier()
+        return WarmLMResult(
+            output=output,
+            history=progress["history"],
+            sentences=len(index),
+            resumed_step=resumed_step,
+            initialised=initialised,
+            encoder={**encoder_info, "bert": source},
+        )
     shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
@@ -355,6 +399,7 @@ def train_warm_lm(
     }
     (staging / WARM_LM_FILE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
     publish_folder(staging, output)
+    dp.barrier()
     return WarmLMResult(
         output=output,
         history=progress["history"],

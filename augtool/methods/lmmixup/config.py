@@ -10,6 +10,7 @@ from augtool.core.config import check
 from augtool.core.device import DTYPES
 from augtool.core.generation.params import GenerationParams
 from augtool.core.hub import DEFAULT_ENCODER, ENCODER_HELP
+from augtool.core.pretrained import check_device_map, device_map_field, load_in_4bit_field
 from augtool.errors import OptionError
 
 DEGRADATIONS = ("noise", "drop", "truncation", "redundancy", "paraphrase")
@@ -112,7 +113,9 @@ class BuildConfig:
         default=None, metadata={"help": "Use only a seeded random subset of this many samples."}
     )
     seed: int = field(default=0, metadata={"help": "Seed of every random choice."})
-    base_url: str | None = field(default=None, metadata={"help": "openai: server URL."})
+    base_url: str | None = field(
+        default=None, metadata={"help": "openai: server URL, or several comma-separated."}
+    )
     api_key_env: str = field(
         default="OPENAI_API_KEY", metadata={"help": "openai: variable holding the API key."}
     )
@@ -124,6 +127,8 @@ class BuildConfig:
     temperature: float = field(default=0.9, metadata={"help": "Paraphrase sampling temperature."})
     device: str = field(default="auto", metadata={"help": "hf: auto, cpu, cuda, cuda:N or mps."})
     dtype: str = field(default="auto", metadata={"help": "hf: weights dtype."})
+    device_map: str | None = device_map_field()
+    load_in_4bit: bool = load_in_4bit_field()
     cache: bool = field(default=True, metadata={"help": "Use the LLM response cache."})
 
     def __post_init__(self) -> None:
@@ -147,6 +152,7 @@ class BuildConfig:
         )
         check(self.max_samples is None or self.max_samples >= 1, "max_samples", "must be >= 1")
         check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+        check_device_map(self.device_map)
         check(self.temperature >= 0, "temperature", "must be >= 0")
 
     @property
@@ -285,6 +291,40 @@ class SFTTrainConfig(TrainingOptions):
         self.check_training()
 
 
+#: Where ``trl vllm-serve`` listens unless told otherwise.
+DEFAULT_VLLM_SERVER = "http://localhost:8000"
+
+
+def vllm_installed() -> bool:
+    """Whether the vllm package can be imported (without importing it: it is slow)."""
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def check_vllm_server_url(url: str) -> str:
+    """A ``trl vllm-serve`` address, http(s)://host:port without a path (its routes are
+    its own, not the OpenAI API under /v1), without a trailing slash."""
+    from urllib.parse import urlsplit
+
+    try:
+        split = urlsplit(url.strip())
+        split.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise OptionError("vllm_server_url", f"{url!r} is not a valid URL") from None
+    check(
+        split.scheme in ("http", "https") and bool(split.hostname),
+        "vllm_server_url",
+        f"{url!r} is not an http(s) URL, e.g. {DEFAULT_VLLM_SERVER}",
+    )
+    check(
+        split.path.strip("/") == "" and not split.query,
+        "vllm_server_url",
+        f"{url!r}: give the trl vllm-serve address without a path, e.g. {DEFAULT_VLLM_SERVER}",
+    )
+    return url.strip().rstrip("/")
+
+
 @dataclass
 class GRPOTrainConfig(TrainingOptions, RewardConfig):
     """GRPO on mixture prompts with the weighted quality / alignment / format rewards."""
@@ -307,10 +347,29 @@ class GRPOTrainConfig(TrainingOptions, RewardConfig):
     api_key_env: str = field(
         default="OPENAI_API_KEY", metadata={"help": "judge: variable holding the API key."}
     )
+    use_vllm: bool = field(
+        default=False,
+        metadata={
+            "help": "Sample the completions on a vLLM server (TRL's server mode) instead of "
+            "model.generate: start it first with trl vllm-serve --model <model>."
+        },
+    )
+    vllm_server_url: str | None = field(
+        default=None,
+        metadata={
+            "help": "--use-vllm: the trl vllm-serve address, http://host:port "
+            f"(default: {DEFAULT_VLLM_SERVER})."
+        },
+    )
+    vllm_server_timeout: float = field(
+        default=240.0,
+        metadata={"help": "--use-vllm: seconds to wait for the server to come up."},
+    )
 
     def __post_init__(self) -> None:
         self.check_training()
         self.check_rewards()
+        self.check_vllm()
         check(self.group >= 2, "group", "must be at least 2 (GRPO compares completions)")
         check(
             self.batch_size % self.group == 0,
@@ -320,6 +379,22 @@ class GRPOTrainConfig(TrainingOptions, RewardConfig):
         check(self.max_completion_length >= 1, "max_completion_length", "must be at least 1")
         check(self.temperature > 0, "temperature", "must be positive")
         check(self.beta >= 0, "beta", "must be >= 0")
+
+    def check_vllm(self) -> None:
+        """``--use-vllm`` and its server: a one-line error before any work, including
+        when vllm is not installed (TRL's client needs it for the weight sync)."""
+        check(self.vllm_server_timeout > 0, "vllm_server_timeout", "must be positive")
+        if not self.use_vllm:
+            check(self.vllm_server_url is None, "vllm_server_url", "needs --use-vllm")
+            return
+        if self.vllm_server_url is not None:
+            self.vllm_server_url = check_vllm_server_url(self.vllm_server_url)
+        check(
+            vllm_installed(),
+            "use_vllm",
+            "needs the vllm package: pip install vllm, then start the server with "
+            "trl vllm-serve --model <model> (on its own GPU)",
+        )
 
     def judge_options(self) -> dict[str, Any]:
         return {
@@ -348,7 +423,9 @@ class DistillConfig(RewardConfig):
     temperature: float = field(default=0.0, metadata={"help": "Sampling temperature (0: greedy)."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold."})
     seed: int = field(default=0, metadata={"help": "Seed of grouping and sampling."})
-    base_url: str | None = field(default=None, metadata={"help": "openai: server URL."})
+    base_url: str | None = field(
+        default=None, metadata={"help": "openai: server URL, or several comma-separated."}
+    )
     api_key_env: str = field(
         default="OPENAI_API_KEY", metadata={"help": "openai: variable holding the API key."}
     )
@@ -358,6 +435,8 @@ class DistillConfig(RewardConfig):
     batch_size: int = field(default=8, metadata={"help": "hf: prompts per generation batch."})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps."})
     dtype: str = field(default="auto", metadata={"help": "hf: weights dtype."})
+    device_map: str | None = device_map_field()
+    load_in_4bit: bool = load_in_4bit_field()
     cache: bool = field(default=True, metadata={"help": "Use the LLM response cache."})
     max_requests: int | None = field(
         default=None, metadata={"help": "Stop after this many LLM calls; rerun to continue."}
@@ -387,6 +466,7 @@ class DistillConfig(RewardConfig):
         check(self.temperature >= 0, "temperature", "must be >= 0")
         check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
         check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+        check_device_map(self.device_map)
         check(self.max_requests is None or self.max_requests >= 1, "max_requests", "must be >= 1")
 
     def params(self) -> GenerationParams:

@@ -29,7 +29,13 @@ MODEL_FILE = "augtool_lmmixup.json"
 RUN_FILE = "augtool_run.json"
 CHECKPOINTS = "checkpoints"
 #: Config fields that do not change the trained weights (left out of the resume key).
-_NOT_IN_RUN_KEY = ("save_steps", "logging_steps", "merge")
+_NOT_IN_RUN_KEY = (
+    "save_steps",
+    "logging_steps",
+    "merge",
+    "vllm_server_url",
+    "vllm_server_timeout",
+)
 
 
 @dataclass
@@ -71,16 +77,16 @@ def load_causal_lm(source: str, config: TrainingOptions) -> tuple[Any, Any]:
     """``(model, tokenizer)`` for training, with a padding token set."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from augtool.core.device import resolve_device, resolve_dtype
     from augtool.core.hub import quiet_transformers
     from augtool.core.model_errors import model_load_errors
+    from augtool.core.pretrained import load_pretrained, plan_load
 
     quiet_transformers()
-    device = resolve_device(config.device)
-    dtype = resolve_dtype(config.dtype, device)
+    # In its dtype, straight onto this process's device (its own GPU under accelerate).
+    plan = plan_load(config.device, config.dtype)
     with model_load_errors(source, "LLM"):
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        model = load_pretrained(AutoModelForCausalLM, source, plan)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
@@ -349,6 +355,36 @@ def run_sft(
     return job.run(trainer, config, history, {"stage": "sft"}, reporter)
 
 
+def grpo_arguments(config: GRPOTrainConfig, staging: Path, reward_weights: list[float]) -> Any:
+    """TRL's ``GRPOConfig`` from augtool's options. ``--use-vllm`` selects TRL's vLLM
+    server mode: completions are sampled by a separate ``trl vllm-serve`` process (which
+    gets the policy's weights after every step) instead of ``model.generate``."""
+    import trl
+
+    from augtool.methods.lmmixup.config import DEFAULT_VLLM_SERVER
+
+    vllm: dict[str, Any] = {}
+    if config.use_vllm:
+        vllm = {
+            "use_vllm": True,
+            "vllm_mode": "server",
+            "vllm_server_base_url": config.vllm_server_url or DEFAULT_VLLM_SERVER,
+            "vllm_server_timeout": config.vllm_server_timeout,
+        }
+    return training_arguments(
+        trl.GRPOConfig,
+        config,
+        staging,
+        num_generations=config.group,
+        max_completion_length=config.max_completion_length,
+        temperature=config.temperature,
+        beta=config.beta,
+        reward_weights=reward_weights,
+        remove_unused_columns=False,
+        **vllm,
+    )
+
+
 def run_grpo(
     rows: list[dict[str, Any]],
     config: GRPOTrainConfig,
@@ -376,17 +412,7 @@ def run_grpo(
     model, tokenizer = job.model, job.tokenizer
     dataset = Dataset.from_list(grpo_records(rows, tokenizer))
     history: list[dict[str, Any]] = []
-    args = training_arguments(
-        trl.GRPOConfig,
-        config,
-        job.staging,
-        num_generations=config.group,
-        max_completion_length=config.max_completion_length,
-        temperature=config.temperature,
-        beta=config.beta,
-        reward_weights=reward_weights,
-        remove_unused_columns=False,
-    )
+    args = grpo_arguments(config, job.staging, reward_weights)
     trainer = trl.GRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,

@@ -10,6 +10,7 @@ from augtool.core.device import DTYPES
 from augtool.core.generation.params import GenerationParams
 from augtool.core.hub import DEFAULT_ENCODER, ENCODER_HELP
 from augtool.core.inversion.decoder_config import DecoderConfig
+from augtool.core.pretrained import check_device_map, device_map_field, load_in_4bit_field
 
 METHODS = ("pinr", "random", "dallme", "mgd3", "aug-pe")
 #: Methods that decode embedding-space targets (they need --decoder).
@@ -190,7 +191,9 @@ class CondenseConfig:
             "use {category}, {label}."
         },
     )
-    base_url: str | None = field(default=None, metadata={"help": "openai: server URL."})
+    base_url: str | None = field(
+        default=None, metadata={"help": "openai: server URL, or several comma-separated."}
+    )
     api_key_env: str = field(
         default="OPENAI_API_KEY", metadata={"help": "openai: variable holding the API key."}
     )
@@ -208,6 +211,8 @@ class CondenseConfig:
     seed: int = field(default=0, metadata={"help": "Seed of particles, samples and requests."})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps."})
     dtype: str = field(default="auto", metadata={"help": "hf: LLM weights dtype."})
+    device_map: str | None = device_map_field()
+    load_in_4bit: bool = load_in_4bit_field()
     text_field: str = field(default="text", metadata={"help": "JSON field holding the text."})
     label_field: str = field(default="label", metadata={"help": "JSON field holding the label."})
 
@@ -257,6 +262,8 @@ class CondenseConfig:
         check(self.pe_threshold >= 0, "pe_threshold", "must be >= 0")
 
         check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+
+        check_device_map(self.device_map)
         check(self.decode_batch_size >= 1, "decode_batch_size", "must be at least 1")
         check(self.concurrency >= 1, "concurrency", "must be at least 1")
         check(self.temperature >= 0, "temperature", "must be >= 0")
