@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,15 @@ def announce_stale(where: str | Path, state_file: str | Path, key: str) -> None:
         return
     if isinstance(state, dict) and state.get("run_key") not in (None, str(key)):
         announce_discard(where, "the work", state.get("key_parts"), key)
+
+
+def reset_staging(staging: Path, state_file: Path, key: str, *, resuming: bool) -> None:
+    """Create a trainer's staging folder; unless ``resuming`` this run's checkpoint, first
+    throw away what is there (announced when it was another job's)."""
+    if not resuming and staging.exists():
+        announce_stale(staging, state_file, key)
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True, exist_ok=True)
 
 
 class JsonlWriter:

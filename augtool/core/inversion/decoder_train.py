@@ -403,14 +403,15 @@ def _train(
     decoder.eval()
     decoder.training = config_dict(config)
     dp.barrier()  # every rank is done with the embeddings file
+    result = DecoderTrainResult(
+        decoder=decoder,
+        history=progress["history"],
+        output=output,
+        resumed_step=resumed_step,
+        seconds=round(progress["seconds"], 1),
+    )
     if not dp.main:  # rank 0 writes the output
-        return DecoderTrainResult(
-            decoder=decoder,
-            history=progress["history"],
-            output=output,
-            resumed_step=resumed_step,
-            seconds=round(progress["seconds"], 1),
-        )
+        return result
     shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
     stack.close()  # the embeddings file is no part of the decoder
     store.remove()
@@ -420,10 +421,4 @@ def _train(
             handle.write(json.dumps(record) + "\n")
     publish_folder(staging, output)
     decoder.folder = output
-    return DecoderTrainResult(
-        decoder=decoder,
-        history=progress["history"],
-        output=output,
-        resumed_step=resumed_step,
-        seconds=round(progress["seconds"], 1),
-    )
+    return result

@@ -41,10 +41,10 @@ from augtool.data.provenance import config_dict, run_key
 from augtool.data.records import Record, labels_of
 from augtool.data.sampling import train_dev_split
 from augtool.data.writer import (
-    announce_stale,
     check_output_folder,
     key_state,
     publish_folder,
+    reset_staging,
 )
 from augtool.errors import AugtoolError, OptionError
 
@@ -385,10 +385,8 @@ def train_task_model(
     if dp.active:
         model.train_config = config_dict(config)  # as given, not this rank's device
     if dp.main:
-        if progress_state is None and staging.exists():
-            announce_stale(staging, staging / CHECKPOINT_DIR / PROGRESS_FILE, key)
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True, exist_ok=True)
+        state_file = staging / CHECKPOINT_DIR / PROGRESS_FILE
+        reset_staging(staging, state_file, key, resuming=progress_state is not None)
     dp.barrier()
     encoder = model.encoder
     device = encoder.device

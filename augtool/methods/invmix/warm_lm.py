@@ -46,7 +46,7 @@ from augtool.core.progress import SILENT, Reporter
 from augtool.data.corpus import index_corpus
 from augtool.data.jsonl import Rejected
 from augtool.data.provenance import config_dict, environment, file_fingerprint, run_key, utc_now
-from augtool.data.writer import announce_stale, check_output_folder, publish_folder
+from augtool.data.writer import check_output_folder, publish_folder, reset_staging
 from augtool.errors import ModelError, OptionError
 from augtool.methods.invmix.config import WarmLMConfig
 
@@ -243,10 +243,8 @@ def train_warm_lm(
     checkpoint = Checkpoint(staging / CHECKPOINT_DIR, key)
     saved = checkpoint.load()
     if dp.main:
-        if saved is None and staging.exists():
-            announce_stale(staging, staging / CHECKPOINT_DIR / PROGRESS_FILE, key)
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True, exist_ok=True)
+        state_file = staging / CHECKPOINT_DIR / PROGRESS_FILE
+        reset_staging(staging, state_file, key, resuming=saved is not None)
     dp.barrier()
 
     set_seed(config.seed)
@@ -362,16 +360,17 @@ def train_warm_lm(
             save_checkpoint()
 
     model.eval()
+    result = WarmLMResult(
+        output=output,
+        history=progress["history"],
+        sentences=len(index),
+        resumed_step=resumed_step,
+        initialised=initialised,
+        encoder={**encoder_info, "bert": source},
+    )
     if not dp.main:  # rank 0 writes the output
         dp.barrier()
-        return WarmLMResult(
-            output=output,
-            history=progress["history"],
-            sentences=len(index),
-            resumed_step=resumed_step,
-            initialised=initialised,
-            encoder={**encoder_info, "bert": source},
-        )
+        return result
     shutil.rmtree(staging / CHECKPOINT_DIR, ignore_errors=True)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
@@ -384,7 +383,7 @@ def train_warm_lm(
         "command": "invmix warm-lm",
         "created_at": utc_now(),
         "config": config_dict(config),
-        "encoder": {**encoder_info, "bert": source},
+        "encoder": result.encoder,
         "corpus": {**corpus_info, "sentences": len(index)},
         "initialised": initialised,
         "tokens": {
@@ -400,14 +399,7 @@ def train_warm_lm(
     (staging / WARM_LM_FILE).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
     publish_folder(staging, output)
     dp.barrier()
-    return WarmLMResult(
-        output=output,
-        history=progress["history"],
-        sentences=len(index),
-        resumed_step=resumed_step,
-        initialised=initialised,
-        encoder=provenance["encoder"],
-    )
+    return result
 
 
 def _portable_tokenizer_class(folder: Path) -> None:
