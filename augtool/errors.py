@@ -10,6 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def source_name(path: str | Path) -> str:
+    """How messages name a data source: as given, but ``hf://NAME`` always so (a
+    :class:`~pathlib.Path` collapses ``hf://`` to ``hf:/``; ``hf:///abs`` is ``hf://abs``)."""
+    text = str(path)
+    if text.startswith("hf:/"):
+        return "hf://" + text[3:].lstrip("/")
+    return text
+
+
 class AugtoolError(Exception):
     """Base class for errors caused by the user's input, options or environment."""
 
@@ -20,7 +29,7 @@ class DataError(AugtoolError):
     """A problem with an input data file, located by file and (when known) line."""
 
     def __init__(self, path: str | Path, message: str, line: int | None = None) -> None:
-        self.path = str(path)
+        self.path = source_name(path)
         self.line = line
         self.reason = message
         where = f"{self.path}:{line}" if line is not None else self.path

@@ -92,6 +92,78 @@ def llm_performance() -> str:
     return "\n".join(rows) + "\n\n" + _provenance(concurrency, batching, cache) + "\n"
 
 
+def _coannotation() -> tuple[dict[str, Any], dict[str, Any]]:
+    run = load("coannotation_example")
+    return run, run["figures"]
+
+
+def coannotation_example() -> str:
+    """docs/coannotation.md: the worked offline example, as the benchmark script ran it."""
+    run, figures = _coannotation()
+    example = figures["example"]
+    report = example["report"]
+    per = report["per_annotator"]
+
+    def num(value: Any, digits: int = 3) -> str:
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    lines = [
+        "| annotator | kind | answered | unparsed | agrees with the aggregate "
+        "| Dawid–Skene's estimate of its accuracy | accuracy against people's labels (rows) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for entry in example["annotators"]:
+        against = per.get(entry["name"], {})
+        compared = (
+            f"{num(against.get('accuracy'), 2)} ({against['compared']})"
+            if against.get("compared")
+            else "– (a person)"
+        )
+        lines.append(
+            f"| `{entry['name']}` | {entry['kind']} | {entry['answered']} | {entry['unparsed']} "
+            f"| {num(entry['agreement_with_aggregate'])} | {num(entry['estimated_accuracy'])} "
+            f"| {compared} |"
+        )
+    aggregate = report["aggregate"]
+    lines.append(
+        f"| the aggregate (Dawid–Skene) | | {example['rows']} | | | "
+        f"| {num(aggregate['accuracy'], 2)} ({aggregate['compared']}) |"
+    )
+    clf_person = next(
+        (k for k in report["cohen_kappa"] if {k["a"], k["b"]} == {"clf", "person"}), None
+    )
+    notes = [
+        f"- Review at `--min-agreement 0.67`: **{example['review_rows']}** of {example['rows']} "
+        f"rows; rows under confidence 0.8: {example['rows_confidence_below_0.8']}.",
+        f"- `merge`: {example['merge_summary'].split(': ', 1)[-1]}.",
+        f"- `report`: Cohen's kappa `clf`–`person` {num(clf_person and clf_person['kappa'])}, "
+        f"Fleiss' kappa {num(report['fleiss_kappa']['kappa'])} "
+        f"({report['fleiss_kappa']['items']} rows every annotator answered), Krippendorff's "
+        f"alpha {num(report['krippendorff_alpha']['alpha'])}.",
+    ]
+    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n\n" + _provenance(run) + "\n"
+
+
+def coannotation_quality() -> str:
+    """docs/coannotation.md: aggregation on simulated annotators of known accuracy."""
+    run, figures = _coannotation()
+    sim = figures["simulation"]
+    lines = [
+        "| annotator | simulated accuracy | Dawid–Skene's estimate | difference |",
+        "|---|---|---|---|",
+    ]
+    for name, simulated in sim["simulated_accuracy"].items():
+        estimated = sim["dawid_skene_estimates"][name]
+        lines.append(
+            f"| {name} | {simulated:.2f} | {estimated:.3f} | {estimated - simulated:+.3f} |"
+        )
+    recovered = (
+        f"Labels recovered on {sim['rows']} rows: majority vote {sim['majority']:.3f}, "
+        f"weighted vote {sim['weighted']:.3f}, Dawid–Skene **{sim['dawid-skene']:.3f}**."
+    )
+    return "\n".join(lines) + "\n\n" + recovered + "\n\n" + _provenance(run) + "\n"
+
+
 def load_memory() -> str:
     """docs/gpu.md: peak host memory loading a ~1B Llama in bfloat16, ours and two peers."""
     run = load("load_memory")
@@ -1009,6 +1081,8 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "gpu-memory": gpu_memory,
     "client-concurrency": client_concurrency,
     "load-memory": load_memory,
+    "coannotation-example": coannotation_example,
+    "coannotation-quality": coannotation_quality,
     "scoring-memory": scoring_memory,
 }
 

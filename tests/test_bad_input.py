@@ -34,6 +34,22 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
     ("data-sample-nolabel", "data sample {nolabel} -o {out} --k 1", ("{nolabel}:1", "label")),
     ("data-split-fraction", "data split {good} -o {out} --dev-output {out2} --dev-fraction 1.5",
      ("--dev-fraction",)),
+    ("data-convert-malformed", "data convert {malformed} -o {out}", ("{malformed}:2",
+     "invalid JSON")),
+    ("data-convert-format", "data convert {good} -o {out} --format xml", ("--format", "xml")),
+    # ---- other formats: CSV, Parquet, datasets folders, hf:// (docs/data-format.md#formats)
+    ("data-validate-csv-ragged", "data validate {csv_ragged}", ("{csv_ragged}:3",
+     "2 cells, but the header has 3 columns")),
+    ("eda-csv-notext", "eda {csv_notext} -o {out}", ("{csv_notext}:1", 'no column "text"',
+     "columns: id, body, label", "--text-field")),
+    ("data-stats-csv-header-only", "data stats {csv_header_only}", ("{csv_header_only}",
+     "no records (only a header: id, text, label)")),
+    ("train-not-parquet", "train {not_parquet} -o {out_dir}", ("{not_parquet}",
+     "not a Parquet file")),
+    ("eda-hf-unknown-offline", "eda hf://no-such-owner/no-such-set:train -o {out}",
+     ("hf://no-such-owner/no-such-set:train", "not in the local datasets cache")),
+    ("data-sample-datasetdict", "data sample {dataset_dict} -o {out} --k 1", ("{dataset_dict}",
+     "splits test, train", "{dataset_dict}:test")),
     ("eda-malformed", "eda {malformed} -o {out}", ("{malformed}:2", "at column 39")),
     ("eda-nan", "eda {nan} -o {out}", ("{nan}:2", "NaN")),
     ("eda-notext", "eda {notext} -o {out}", ("{notext}:1", 'missing field "text"')),
@@ -116,6 +132,21 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
      ("{missing_dir}",)),
     ("lmmixup-distill-nan", "lmmixup distill {lm_nan} --model openai:m -o {out}",
      ("{lm_nan}:2", "NaN")),
+    # ---- co-annotation
+    ("coannotate-one-annotator", "coannotate {good} -o {out} --labels {labels} "
+     "--annotator field:label", ("--annotator", "at least two annotators, got 1")),
+    ("coannotate-scheme", "coannotate run {good} -o {out} --labels {labels} "
+     "--annotator field:label --annotator nosuch:m",
+     ("--annotator", "unknown annotator scheme 'nosuch'")),
+    ("coannotate-not-a-model", "coannotate run {good} -o {out} --labels {labels} "
+     "--annotator field:label --annotator model:{folder}", ("--annotator", "is not a task model")),
+    ("coannotate-field-nowhere", "coannotate run {good} -o {out} --labels {labels} "
+     "--annotator field:label --annotator field:reviewer", ("--annotator", "no row of {good}")),
+    ("coannotate-label-not-covered", "coannotate run {unknown_label} -o {out} --labels {labels} "
+     "--annotator field:label --annotator model:{model}", ("{unknown_label}:1", '"weather"')),
+    ("coannotate-merge-not-labelled", "coannotate merge {good} {good} -o {out}",
+     ("{good}:1", "not a file written by")),
+    ("coannotate-report-missing", "coannotate report {missing}", ("{missing}", "file not found")),
 ]  # fmt: skip
 
 
@@ -137,8 +168,19 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, tiny_model_store) ->
     return model
 
 
+@pytest.fixture(scope="module")
+def dataset_dict(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real ``save_to_disk`` DatasetDict (two splits), written once."""
+    import datasets
+
+    folder = tmp_path_factory.mktemp("datasetdict") / "dd"
+    part = datasets.Dataset.from_dict({"text": ["a b c", "d e f"], "label": ["x", "y"]})
+    datasets.DatasetDict({"test": part, "train": part}).save_to_disk(folder)
+    return folder
+
+
 @pytest.fixture
-def workspace(tmp_path: Path, trained_model: Path) -> dict[str, str]:
+def workspace(tmp_path: Path, trained_model: Path, dataset_dict: Path) -> dict[str, str]:
     """Every file a catalogue row may name, good and bad."""
     good_rows = keyword_rows(2, seed=3)
     good = write_jsonl(tmp_path / "good.jsonl", good_rows)
@@ -172,6 +214,10 @@ def workspace(tmp_path: Path, trained_model: Path) -> dict[str, str]:
     (tmp_path / "labels.yaml").write_text(
         "sports: games\nfood: meals\nmusic: songs\n", encoding="utf-8"
     )
+    (tmp_path / "ragged.csv").write_text("id,text,label\na,one two,x\nb,three\n", encoding="utf-8")
+    (tmp_path / "notext.csv").write_text("id,body,label\na,hello,x\n", encoding="utf-8")
+    (tmp_path / "header.csv").write_text("id,text,label\n", encoding="utf-8")
+    (tmp_path / "not.parquet").write_text(row + "\n", encoding="utf-8")
     damaged = Path(shutil.copytree(trained_model, tmp_path / "damaged-model"))
     head = damaged / "head.safetensors"
     head.write_bytes(head.read_bytes()[:40])
@@ -193,6 +239,11 @@ def workspace(tmp_path: Path, trained_model: Path) -> dict[str, str]:
         "lm_malformed": str(lm_malformed),
         "lm_nan": str(lm_nan),
         "lm_good": str(lm_good),
+        "csv_ragged": str(tmp_path / "ragged.csv"),
+        "csv_notext": str(tmp_path / "notext.csv"),
+        "csv_header_only": str(tmp_path / "header.csv"),
+        "not_parquet": str(tmp_path / "not.parquet"),
+        "dataset_dict": str(dataset_dict),
         "model": str(trained_model),
         "damaged_model": str(damaged),
         "out": str(tmp_path / "out" / "result.jsonl"),
@@ -242,5 +293,5 @@ def test_the_catalogue_covers_every_command() -> None:
     assert not missing, f"commands with no bad-input row: {sorted(missing)}"
 
 
-_GROUPS = {"data", "llm", "bench", "invmix", "topex", "pinr", "lmmixup"}
+_GROUPS = {"data", "llm", "bench", "invmix", "topex", "pinr", "lmmixup", "coannotate"}
 _NOT_IN_CATALOGUE: set[str] = {"bench cell"}

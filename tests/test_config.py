@@ -13,6 +13,7 @@ from augtool.core.encoders.job import EmbedConfig
 from augtool.core.taskmodel.config import TrainConfig
 from augtool.errors import AugtoolError, OptionError
 from augtool.methods.backtranslation import BTConfig
+from augtool.methods.coannotate.config import CoannotateConfig, MergeConfig, ReportConfig
 from augtool.methods.eda import EDAConfig
 from augtool.methods.invmix.config import (
     AdaptorConfig,
@@ -52,6 +53,7 @@ IO_OPTIONS = {
     "as_json",
     "decoder",
     "reference",
+    "decisions",
 }
 
 COMMANDS = [
@@ -79,6 +81,9 @@ COMMANDS = [
     ("lmmixup sft", SFTTrainConfig),
     ("lmmixup grpo", GRPOTrainConfig),
     ("lmmixup distill", DistillConfig),
+    ("coannotate run", CoannotateConfig),
+    ("coannotate merge", MergeConfig),
+    ("coannotate report", ReportConfig),
 ]
 
 

@@ -109,9 +109,17 @@ def _k_values(raw: Any, path: Path) -> list[int | str]:
     return out
 
 
+def _resolve_data(base: Path, given: str) -> str:
+    """A dataset named in a bench config: a path relative to the config, or hf://..."""
+    if given.startswith("hf:/"):
+        return given
+    return str((base / given).resolve())
+
+
 def load_bench_config(path: str | Path) -> BenchConfig:
     """Read and check a bench config (keys, types, methods, files, K against classes)."""
     from augtool.core.yamlfile import load_yaml_file
+    from augtool.data.formats import is_dataset_source
 
     path = Path(path)
     if not path.is_file():
@@ -143,9 +151,9 @@ def load_bench_config(path: str | Path) -> BenchConfig:
         for part in ("train", "test"):
             if part not in spec:
                 raise config_error(path, f"datasets.{name}: missing {part!r}")
-        resolved = {part: str((base / str(spec[part])).resolve()) for part in ("train", "test")}
+        resolved = {part: _resolve_data(base, str(spec[part])) for part in ("train", "test")}
         for part, file in resolved.items():
-            if not Path(file).is_file():
+            if not is_dataset_source(file):
                 raise config_error(
                     path,
                     f"datasets.{name}.{part}: file not found: {spec[part]} (resolved to {file})",

@@ -14,6 +14,7 @@ from augtool import __version__
 from augtool.cli import (
     bench,
     bt,
+    coannotate,
     data,
     eda,
     embed,
@@ -32,7 +33,8 @@ app = typer.Typer(
     name="augtool",
     cls=OneLineErrorGroup,
     help="Text data augmentation and condensation: inversedMixup, TopEx, PInR, LM-mixup "
-    "and the baselines they are judged against. JSONL in, JSONL out.",
+    "and the baselines they are judged against. Datasets in (JSONL, CSV, Parquet, HF datasets), "
+    "JSONL out.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     rich_markup_mode="rich",
@@ -52,7 +54,7 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    """augtool: JSONL in, JSONL out."""
+    """augtool: datasets in (JSONL, CSV, Parquet, HF datasets), JSONL out."""
 
 
 app.add_typer(data.app, name="data")
@@ -62,6 +64,7 @@ app.add_typer(invmix.app, name="invmix")
 app.add_typer(topex.app, name="topex")
 app.add_typer(pinr.app, name="pinr")
 app.add_typer(lmmixup.app, name="lmmixup")
+app.add_typer(coannotate.app, name="coannotate")
 app.command("embed")(embed.embed)
 app.command("eda")(eda.eda)
 app.command("bt")(bt.bt)

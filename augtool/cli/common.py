@@ -31,6 +31,9 @@ OPTIONAL_MODULES = {
     "trl": "train",
     "peft": "train",
     "datasets": "train",
+    "pyarrow": "formats",
+    "crowdkit": "coannotate",
+    "krippendorff": "coannotate",
 }
 
 
@@ -182,6 +185,8 @@ SkipInvalidOpt = Annotated[
 ]
 TextFieldOpt = Annotated[str, typer.Option("--text-field", help="JSON field holding the text.")]
 LabelFieldOpt = Annotated[str, typer.Option("--label-field", help="JSON field holding the label.")]
+#: Help of a dataset argument: every reader takes these (augtool/data/formats.py).
+DATASET_HELP = "Dataset: JSONL, CSV/TSV, Parquet, a save_to_disk folder or hf://NAME:SPLIT."
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", help="YAML file with option values (options typed here win)."),
@@ -201,7 +206,8 @@ def read_input(
     known_labels: frozenset[str] | None = None,
     skip_invalid: bool = False,
 ) -> tuple[list[Any], list[Any]]:
-    """Read and validate input JSONL up front; returns ``(records, rejected rows)``."""
+    """Read and validate the input up front (JSONL, CSV, TSV, Parquet, datasets; see
+    :mod:`augtool.data.formats`); returns ``(records, rejected rows)``."""
     from augtool.data import FieldMap, RecordSpec, read_records
 
     spec = RecordSpec(

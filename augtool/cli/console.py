@@ -26,20 +26,24 @@ err_console = Console(stderr=True)
 
 def say(message: str) -> None:
     """A status line on stdout (rich markup allowed), never wrapped."""
-    console.print(message, soft_wrap=True, highlight=False)
+    console.print(message, soft_wrap=True, highlight=False, emoji=False)
 
 
 def print_error(message: str) -> None:
     """One line on stderr, never wrapped, so scripts can grep it."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    err_console.print(
+        f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False, emoji=False
+    )
 
 
 def print_warning(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    err_console.print(
+        f"[yellow]warning:[/] {escape(message)}", soft_wrap=True, highlight=False, emoji=False
+    )
 
 
 def print_note(message: str) -> None:
-    err_console.print(escape(message), soft_wrap=True, highlight=False)
+    err_console.print(escape(message), soft_wrap=True, highlight=False, emoji=False)
 
 
 def print_json(obj: Any) -> None:

@@ -1,4 +1,4 @@
-"""``augtool data``: validate, describe, sample and split JSONL datasets."""
+"""``augtool data``: validate, describe, sample, split and convert datasets."""
 
 from __future__ import annotations
 
@@ -23,7 +23,11 @@ from augtool.cli.common import (
 )
 from augtool.cli.console import console, print_json, say
 
-app = typer.Typer(help="Validate, describe, sample and split JSONL datasets.", no_args_is_help=True)
+app = typer.Typer(
+    help="Validate, describe, sample, split and convert datasets (JSONL, CSV, TSV, Parquet, "
+    "Hugging Face datasets).",
+    no_args_is_help=True,
+)
 
 
 class IfShort(str, Enum):
@@ -31,10 +35,31 @@ class IfShort(str, Enum):
     all = "all"
 
 
+class OutFormat(str, Enum):
+    auto = "auto"
+    jsonl = "jsonl"
+    csv = "csv"
+    tsv = "tsv"
+    parquet = "parquet"
+
+
+FormatOpt = Annotated[
+    OutFormat,
+    typer.Option(
+        "--format",
+        help="Output format; auto follows the output's suffix (.csv, .tsv, .parquet; "
+        "anything else is JSONL).",
+    ),
+]
+
+
 @app.command("validate")
 @handle_errors
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="JSONL files to check.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Datasets to check (JSONL, CSV, TSV, Parquet, folder, hf://...)."),
+    ],
     text_field: TextFieldOpt = "text",
     label_field: LabelFieldOpt = "label",
     require_label: Annotated[
@@ -45,7 +70,7 @@ def validate(
     """Check every row (JSON, fields, types, empty text, duplicate ids); exit 1 on problems."""
     from augtool.cli.console import print_error
     from augtool.data import FieldMap, RecordSpec, read_records
-    from augtool.errors import DataError
+    from augtool.errors import DataError, source_name
 
     spec = RecordSpec(
         fields=FieldMap(text=text_field, label=label_field), require_label=require_label
@@ -61,7 +86,7 @@ def validate(
         print_error(f"{item.path}:{item.line}: {item.reason}")
     if len(rejects) > max_errors:
         print_error(f"... and {len(rejects) - max_errors} more problems")
-    names = ", ".join(str(path) for path in files)
+    names = ", ".join(source_name(path) for path in files)
     if rejects:
         say(f"{names}: {len(records)} valid rows, [red]{len(rejects)} invalid[/]")
         raise typer.Exit(1)
@@ -71,7 +96,7 @@ def validate(
 @app.command("stats")
 @handle_errors
 def stats(
-    file: Annotated[Path, typer.Argument(help="JSONL file.")],
+    file: Annotated[Path, typer.Argument(help="Dataset (JSONL, CSV, TSV, Parquet, hf://...).")],
     text_field: TextFieldOpt = "text",
     label_field: LabelFieldOpt = "label",
     as_json: JsonOpt = False,
@@ -84,7 +109,9 @@ def stats(
     if as_json:
         print_json(summary)
         return
-    overview = Table(title=str(file), show_header=False)
+    from augtool.errors import source_name
+
+    overview = Table(title=source_name(file), show_header=False)
     for key in (
         "rows",
         "labelled",
@@ -116,7 +143,7 @@ def stats(
 @app.command("sample")
 @handle_errors
 def sample(
-    file: Annotated[Path, typer.Argument(help="Labelled JSONL file.")],
+    file: Annotated[Path, typer.Argument(help="Labelled dataset (JSONL, CSV, Parquet...).")],
     output: OutputOpt,
     k: Annotated[int, typer.Option("--k", help="Examples per label.")],
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -128,6 +155,7 @@ def sample(
     label_field: LabelFieldOpt = "label",
     skip_invalid: SkipInvalidOpt = False,
     overwrite: OverwriteOpt = False,
+    out_format: FormatOpt = OutFormat.auto,
 ) -> None:
     """Draw a K-shot training set: K rows per label, seeded, in input order."""
     from augtool.data import k_shot
@@ -156,6 +184,7 @@ def sample(
         label_field,
         overwrite=overwrite,
         started=started,
+        fmt=out_format.value,
     )
     report_rejects(output, rejects)
     say(f"wrote {len(chosen)} rows ({k} per label) to {output}")
@@ -164,7 +193,7 @@ def sample(
 @app.command("split")
 @handle_errors
 def split(
-    file: Annotated[Path, typer.Argument(help="Labelled JSONL file.")],
+    file: Annotated[Path, typer.Argument(help="Labelled dataset (JSONL, CSV, Parquet...).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Training part.")],
     dev_output: Annotated[Path, typer.Option("--dev-output", help="Dev part.")],
     dev_fraction: Annotated[float, typer.Option(help="Fraction of each label for dev.")] = 0.1,
@@ -173,6 +202,7 @@ def split(
     label_field: LabelFieldOpt = "label",
     skip_invalid: SkipInvalidOpt = False,
     overwrite: OverwriteOpt = False,
+    out_format: FormatOpt = OutFormat.auto,
 ) -> None:
     """Stratified train/dev split, seeded."""
     from augtool.data import prepare_output, train_dev_split
@@ -204,6 +234,7 @@ def split(
             overwrite=overwrite,
             started=started,
             option=option,
+            fmt=out_format.value,
         )
     report_rejects(output, rejects)
     say(f"wrote {len(train)} training rows to {output} and {len(dev)} dev rows to {dev_output}")
@@ -222,27 +253,40 @@ def _write_part(
     overwrite: bool,
     started: float,
     option: str = "--output",
+    fmt: str = "auto",
 ) -> None:
-    """Write a subset of the input in the input's own schema, with its meta sidecar."""
+    """Write a subset of the input in the input's own schema, with its meta sidecar:
+    JSONL, or CSV, TSV or Parquet (``fmt``; auto follows the suffix)."""
     from augtool.data import FieldMap, JsonlWriter, build_meta, run_key, write_meta
+    from augtool.data.formats import is_dataset_source, output_format, write_table
     from augtool.data.provenance import file_fingerprint
 
-    writer = JsonlWriter(
-        path,
-        run_key=run_key(
-            command,
-            settings=settings,
-            input=file_fingerprint(source) if Path(source).is_file() else str(source),
-            ids=[r.id for r in records],
-        ),
-        fields=FieldMap(text=text_field, label=label_field),
-        overwrite=overwrite,
-        inputs=[source],
-        option=option,
-    )
-    with writer:
-        writer.write(r for r in records if r.id not in writer.done_ids)
-        writer.commit()
+    fields = FieldMap(text=text_field, label=label_field)
+    fmt = output_format(path, fmt)
+    if fmt == "jsonl":
+        writer = JsonlWriter(
+            path,
+            run_key=run_key(
+                command,
+                settings=settings,
+                input=file_fingerprint(source) if is_dataset_source(source) else str(source),
+                ids=[r.id for r in records],
+            ),
+            fields=fields,
+            overwrite=overwrite,
+            inputs=[source],
+            option=option,
+        )
+        with writer:
+            writer.write(r for r in records if r.id not in writer.done_ids)
+            writer.commit()
+    else:
+        from augtool.data import prepare_output
+        from augtool.data.lock import lock_output
+
+        prepare_output(path, overwrite=overwrite, inputs=[source], option=option)
+        with lock_output(path, option=option):
+            write_table(path, [r.to_dict(fields) for r in records], fmt, option=option)
     meta = build_meta(
         command,
         config=settings,
@@ -250,5 +294,47 @@ def _write_part(
         seed=settings.get("seed"),
         counts={"input": input_rows, "output": len(records)},
         started=started,
+        extra={"format": fmt},
     )
     write_meta(path, meta)
+
+
+@app.command("convert")
+@handle_errors
+def convert(
+    file: Annotated[
+        Path, typer.Argument(help="Dataset to convert (JSONL, CSV, TSV, Parquet, hf://...).")
+    ],
+    output: OutputOpt,
+    out_format: FormatOpt = OutFormat.auto,
+    text_field: TextFieldOpt = "text",
+    label_field: LabelFieldOpt = "label",
+    skip_invalid: SkipInvalidOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Convert between JSONL, CSV, TSV and Parquet (and from Hugging Face datasets),
+    validating every row; each row's id is written, derived ones too, so rows keep their
+    ids in the new format."""
+    started = time.time()
+    records, rejects = read_input(
+        file,
+        text_field=text_field,
+        label_field=label_field,
+        require_text=False,
+        skip_invalid=skip_invalid,
+    )
+    _write_part(
+        output,
+        records,
+        "data convert",
+        {},
+        file,
+        len(records),
+        text_field,
+        label_field,
+        overwrite=overwrite,
+        started=started,
+        fmt=out_format.value,
+    )
+    report_rejects(output, rejects)
+    say(f"wrote {len(records)} rows to {output}")

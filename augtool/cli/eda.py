@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from augtool.cli.common import (
+    DATASET_HELP,
     ConfigOpt,
     OutputOpt,
     OverwriteOpt,
@@ -30,7 +31,10 @@ _CHUNK = 512
 @config_options(EDAConfig)
 def eda(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Labelled (or unlabelled) JSONL file.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help=DATASET_HELP + " Labels optional."),
+    ],
     output: OutputOpt,
     overwrite: OverwriteOpt = False,
     skip_invalid: SkipInvalidOpt = False,

@@ -1,4 +1,4 @@
-"""``augtool embed``: sentence embeddings of a JSONL file as ``.npy`` (+ ids)."""
+"""``augtool embed``: sentence embeddings of a dataset as ``.npy`` (+ ids)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from augtool.cli.common import (
+    DATASET_HELP,
     ConfigOpt,
     OverwriteOpt,
     SkipInvalidOpt,
@@ -27,7 +28,10 @@ from augtool.core.encoders.job import EmbedConfig as E
 @handle_errors
 def embed(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="JSONL file with a text per row.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help=DATASET_HELP),
+    ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Output .npy file (float32, one row per row).")
     ],

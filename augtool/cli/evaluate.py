@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from augtool.cli.common import (
+    DATASET_HELP,
     BatchSizeOpt,
     DeviceOpt,
     JsonOpt,
@@ -49,6 +50,7 @@ def evaluate(
     from augtool.data import prepare_output, write_json, write_meta
     from augtool.data.jsonl import check_input_file
     from augtool.data.provenance import build_meta
+    from augtool.errors import source_name
 
     started = time.time()
     check_input_file(file)
@@ -65,7 +67,7 @@ def evaluate(
     )
     with progress_reporter() as reporter:
         metrics = evaluate_model(model, records, batch_size=batch_size, reporter=reporter)
-    metrics = {"model": str(model_dir), "data": str(file), **metrics}
+    metrics = {"model": str(model_dir), "data": source_name(file), **metrics}
     if output is not None:
         write_json(output, metrics)
         write_meta(
@@ -82,7 +84,7 @@ def evaluate(
     if as_json:
         print_json(metrics)
         return
-    table = Table(title=f"{model_dir} on {file}")
+    table = Table(title=f"{model_dir} on {source_name(file)}")
     for column in ("label", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "label" else "right")
     for label, row in metrics["per_class"].items():
@@ -103,7 +105,10 @@ def evaluate(
 @handle_errors
 def predict(
     model_dir: ModelArg,
-    file: Annotated[Path, typer.Argument(help="JSONL file (labels optional).")],
+    file: Annotated[
+        Path,
+        typer.Argument(help=DATASET_HELP + " Labels optional."),
+    ],
     output: OutputOpt,
     batch_size: BatchSizeOpt = 64,
     device: DeviceOpt = "auto",

@@ -64,3 +64,21 @@ class OneLineErrorGroup(TyperGroup):
             print_error("aborted")
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+class DefaultCommandGroup(TyperGroup):
+    """A group that runs :attr:`default_command` when its first argument names none of its
+    commands: ``augtool coannotate pool.jsonl ...`` is ``augtool coannotate run pool.jsonl ...``
+    (``--help`` alone still shows the group's help)."""
+
+    default_command: str = ""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if (
+            self.default_command
+            and args
+            and args[0] not in self.commands
+            and args[0] not in ctx.help_option_names
+        ):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)

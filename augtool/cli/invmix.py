@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from augtool.cli.common import (
+    DATASET_HELP,
     ConfigOpt,
     OverwriteOpt,
     SkipInvalidOpt,
@@ -46,7 +47,10 @@ ModelOpt = Annotated[
 ]
 FolderOut = Annotated[Path, typer.Option("--output", "-o", help="Model folder to write.")]
 FileOut = Annotated[Path, typer.Option("--output", "-o", help="Output path.")]
-InputArg = Annotated[Path, typer.Argument(help="JSONL file.")]
+InputArg = Annotated[
+    Path,
+    typer.Argument(help=DATASET_HELP),
+]
 MapOpt = Annotated[
     Path | None,
     typer.Option(

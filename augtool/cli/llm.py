@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from augtool.cli.common import (
+    DATASET_HELP,
     ConfigOpt,
     OutputOpt,
     OverwriteOpt,
@@ -29,7 +30,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-InputArg = Annotated[Path, typer.Argument(help="Input JSONL file.")]
+InputArg = Annotated[
+    Path,
+    typer.Argument(help=DATASET_HELP),
+]
 DryRunOpt = Annotated[
     bool,
     typer.Option(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from augtool.cli.common import (
+    DATASET_HELP,
     ConfigOpt,
     OutputOpt,
     OverwriteOpt,
@@ -36,7 +37,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-InputArg = Annotated[Path, typer.Argument(help="JSONL file.")]
+InputArg = Annotated[
+    Path,
+    typer.Argument(help=DATASET_HELP),
+]
 TrainModelOpt = Annotated[
     str,
     typer.Option("--model", help="Model to train: hf:<hub id or path> or a local model folder."),

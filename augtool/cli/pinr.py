@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from augtool.cli.common import (
+    DATASET_HELP,
     ConfigOpt,
     JsonOpt,
     OutputOpt,
@@ -42,7 +43,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-InputArg = Annotated[Path, typer.Argument(help="JSONL file.")]
+InputArg = Annotated[
+    Path,
+    typer.Argument(help=DATASET_HELP),
+]
 
 
 def _read_rows(

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from augtool.cli.common import (
+    DATASET_HELP,
     ConfigOpt,
     OverwriteOpt,
     SkipInvalidOpt,
@@ -31,10 +32,15 @@ def _opt(name: str, *flags: str) -> typer.models.OptionInfo:
 @handle_errors
 def train(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="Labelled JSONL training file(s).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Labelled training dataset(s): " + DATASET_HELP.removeprefix("Dataset: ")
+        ),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model folder to write.")],
     dev: Annotated[
-        Path | None, typer.Option(help="Labelled JSONL dev set for early stopping.")
+        Path | None, typer.Option(help="Labelled dev set for early stopping (any input format).")
     ] = None,
     encoder: Annotated[str, _opt("encoder")] = default_of(T, "encoder"),
     pooling: Annotated[str | None, _opt("pooling")] = None,

@@ -73,7 +73,8 @@ _NON_NEGATIVE = """adaptor_hidden checkpoint_every cluster cluster_selection_eps
     rounds sample"""
 _POSITIVE = "alpha head_lr lr max_eps max_minutes step_size task_lr timeout vllm_server_timeout"
 _FRACTIONS = """alpha_ri alpha_rs alpha_sr align_threshold drop_rate error_threshold keep_min
-    lam lora_dropout noise_rate p_rd pe_mask_prob threshold warmup_ratio"""
+    lam lora_dropout min_agreement min_confidence noise_rate p_rd pe_mask_prob threshold
+    warmup_ratio"""
 _FRACTIONS_BELOW_ONE = "dev_fraction dropout"
 # Free-valued: scoring weights may be negative by design; thresholds on vote counts.
 _UNBOUNDED = "coverage_weight pe_threshold w_cosine w_ctc w_density w_geomedian w_pairwise"

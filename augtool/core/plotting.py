@@ -136,6 +136,53 @@ def stacked_bins(
     return path
 
 
+def confusion_grid(
+    matrices: Mapping[str, Sequence[Sequence[int]]],
+    labels: Sequence[str],
+    path: str | Path,
+    *,
+    title: str,
+    ylabel: str = "reference",
+) -> Path:
+    """One confusion matrix per panel (rows: ``ylabel``, columns: the panel's answers),
+    counts written in the cells; shading is per row share, so panels compare."""
+    import math
+
+    plt = pyplot()
+    names = list(matrices)
+    columns = min(3, max(1, len(names)))
+    rows = math.ceil(len(names) / columns) if names else 1
+    side = 1.0 + 0.45 * max(2, len(labels))
+    figure, grid = plt.subplots(
+        rows, columns, figsize=(side * columns + 0.5, side * rows + 0.8), dpi=120, squeeze=False
+    )
+    for position, axes in enumerate(grid.flat):
+        if position >= len(names):
+            axes.axis("off")
+            continue
+        name = names[position]
+        counts = [list(row) for row in matrices[name]]
+        shares = [[c / max(1, sum(row)) for c in row] for row in counts]
+        axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+        for i, row in enumerate(counts):
+            for j, value in enumerate(row):
+                if value:
+                    colour = "white" if shares[i][j] > 0.6 else "black"
+                    axes.text(j, i, str(value), ha="center", va="center", fontsize=7, color=colour)
+        axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+        axes.set_yticks(range(len(labels)), labels, fontsize=7)
+        axes.set_title(name, fontsize=8)
+        axes.set_ylabel(ylabel, fontsize=7)
+        axes.set_xlabel("answer", fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
 #: ``--plot`` suffixes: matplotlib's (static) and ``.html`` (plotly, interactive).
 STATIC_FORMATS = (".png", ".jpg", ".jpeg", ".svg", ".pdf")
 HTML_FORMAT = ".html"

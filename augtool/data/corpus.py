@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -44,17 +44,36 @@ class CorpusIndex:
     offsets: np.ndarray
     spec: RecordSpec
     text_of: RowText | None = None
+    #: Where rows come from when the corpus is not JSONL (CSV, Parquet, datasets: see
+    #: :mod:`augtool.data.formats`); offsets are then CSV byte offsets or row indices.
+    source: Any = None
 
     def __len__(self) -> int:
         return len(self.offsets)
 
     @contextmanager
-    def open(self) -> Iterator[BinaryIO]:
-        """The corpus file, open for :meth:`read`."""
+    def open(self) -> Iterator[Any]:
+        """The corpus file (or a :class:`~augtool.data.formats.RowAccess`), for :meth:`read`."""
+        if self.source is not None:
+            from augtool.data.formats import RowAccess
+
+            access = RowAccess(self.source, self.spec)
+            try:
+                yield access
+            finally:
+                access.close()
+            return
         with self.path.open("rb") as handle:
             yield handle
 
-    def read(self, handle: BinaryIO, rows: list[int]) -> list[str]:
+    def raw(self, handle: Any, offset: int) -> str:
+        """The raw text of the row at ``offset`` (for a rejects file)."""
+        if self.source is not None:
+            return handle.row(offset)[0]
+        handle.seek(offset)
+        return handle.readline().decode("utf-8", "replace")
+
+    def read(self, handle: Any, rows: list[int]) -> list[str]:
         """The texts of ``rows`` (indices into the index), read from the open file."""
         texts = []
         for row in rows:
@@ -70,8 +89,10 @@ class CorpusIndex:
         """The index of the first ``count`` rows."""
         return replace(self, offsets=self.offsets[:count].copy())
 
-    def _record(self, handle: BinaryIO, offset: int, line: int = 0) -> Record:
+    def _record(self, handle: Any, offset: int, line: int = 0) -> Record:
         """The row at ``offset`` (``line`` names its id when the row has none)."""
+        if self.source is not None:
+            return parse_row(handle.row(offset)[1], self.spec, f"{self.source.stem}-{line}")
         handle.seek(offset)
         raw = handle.readline()
         if offset == 0 and raw.startswith(b"\xef\xbb\xbf"):
@@ -100,21 +121,27 @@ def index_corpus(
     :func:`~augtool.data.jsonl.read_records` does, from an 8-byte hash a row (ids equal
     under the hash are compared in full before a row is rejected).
     """
+    from augtool.data.formats import row_offset, source_of
+
     path = check_input_file(path)
+    source = source_of(path)
     spec = spec or RecordSpec(fields=FieldMap(text=text_field), require_text=True)
     starts = array("q")
     position = 0
-    with path.open("rb") as handle:
-        for line in handle:
-            starts.append(position)
-            position += len(line)
+    if source.is_text:
+        with source.path.open("rb") as handle:
+            for line in handle:
+                starts.append(position)
+                position += len(line)
     kept = array("q")
     lines = array("q")
     hashes = array("q")
     rejected_before = len(rejects) if rejects is not None else 0
 
     def indexed() -> CorpusIndex:
-        index = CorpusIndex(path, np.frombuffer(kept, dtype=np.int64).copy(), spec, text_of)
+        offsets = np.frombuffer(kept, dtype=np.int64).copy()
+        tabular = source if source.kind != "jsonl" else None
+        index = CorpusIndex(path, offsets, spec, text_of, tabular)
         if unique_ids and len(kept):
             line_numbers = np.frombuffer(lines, dtype=np.int64)
             index = _drop_duplicate_ids(index, line_numbers, hashes, rejects, rejected_before)
@@ -126,7 +153,7 @@ def index_corpus(
             if reason is not None:
                 reject_row(path, line_number, reason, raw, rejects)
                 continue
-            kept.append(starts[line_number - 1])
+            kept.append(row_offset(source, line_number, starts))
             if unique_ids:
                 lines.append(line_number)
                 hashes.append(_id_hash(record.id))
@@ -137,10 +164,12 @@ def index_corpus(
         raise
     index = indexed()
     if not len(index):
+        from augtool.data.formats import describe_empty
+
         rejected = (len(rejects) - rejected_before) if rejects is not None else 0
         if rejected:
             raise DataError(path, f"no valid records ({rejected} rows rejected)")
-        raise DataError(path, "no records (the file is empty)")
+        raise DataError(path, f"no records ({describe_empty(path)})")
     return index
 
 
@@ -177,9 +206,10 @@ def _drop_duplicate_ids(
                 if record_id not in first_line:
                     first_line[record_id] = line
                     continue
-                handle.seek(offset)
-                raw = handle.readline().decode("utf-8", "replace")
-                reason = f'duplicate id "{record_id}" (first seen at line {first_line[record_id]})'
+                raw = index.raw(handle, offset)
+                unit = "line" if index.source is None or index.source.is_text else "row"
+                first = first_line[record_id]
+                reason = f'duplicate id "{record_id}" (first seen at {unit} {first})'
                 dropped.append((line, row, reason, raw))
     if not dropped:
         return index

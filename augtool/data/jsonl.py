@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from augtool.data.records import FieldMap, Record
-from augtool.errors import DataError
+from augtool.errors import DataError, source_name
 
 _INSTRUCTION_KEYS = ("instruction", "input", "output")
 
@@ -213,25 +213,36 @@ def json_error_reason(exc: json.JSONDecodeError) -> str:
 
 
 def check_input_file(path: str | Path) -> Path:
-    """The path as a :class:`Path`, or a one-line error if it is not a readable file."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "file not found")
-    if path.is_dir():
-        raise DataError(path, "is a directory, expected a JSONL file")
-    return path
+    """The path as a :class:`Path`, or a one-line error if it is not a readable dataset:
+    a JSONL, CSV, TSV or Parquet file, a ``save_to_disk`` folder or ``hf://...`` (see
+    :mod:`augtool.data.formats`)."""
+    from augtool.data.formats import check_source
+
+    check_source(path)
+    return Path(path)
 
 
 def iter_json_lines(
-    path: str | Path, *, rejects: list[Rejected] | None = None
+    path: str | Path,
+    *,
+    rejects: list[Rejected] | None = None,
+    spec: RecordSpec | None = None,
 ) -> Iterator[tuple[int, str, Any]]:
     """Yield ``(line number, raw line, decoded value)`` of a JSONL file, streaming.
 
     Blank lines are ignored; a line that is not UTF-8 or not JSON raises
     :class:`DataError` naming the file and line, or goes to ``rejects`` when given.
-    Callers validate the values (see :func:`reject_row`).
+    Callers validate the values (see :func:`reject_row`). Other formats (CSV, TSV,
+    Parquet, datasets) give the same stream, numbered by line or row
+    (:func:`augtool.data.formats.iter_rows`; ``spec`` names their text column).
     """
-    path = check_input_file(path)
+    from augtool.data.formats import check_source, iter_rows
+
+    source = check_source(path)
+    if source.kind != "jsonl":
+        yield from iter_rows(source, rejects=rejects, spec=spec)
+        return
+    path = source.path
     with path.open("rb") as handle:
         for line_number, raw_bytes in enumerate(handle, start=1):
             if line_number == 1 and raw_bytes.startswith(b"\xef\xbb\xbf"):
@@ -262,15 +273,18 @@ def iter_numbered_records(
 
     Blank lines are ignored. An invalid row raises :class:`DataError` naming the file
     and line, unless ``rejects`` is given: then the row is appended there and skipped.
-    Ids missing from the file are derived as ``<file stem>-<line>``.
+    Ids missing from the file are derived as ``<file stem>-<line>`` (``-<row>`` for
+    Parquet and datasets).
     """
+    from augtool.data.formats import check_source
+
     spec = spec or RecordSpec()
-    path = check_input_file(path)
-    for line_number, raw, obj in iter_json_lines(path, rejects=rejects):
+    source = check_source(path)
+    for line_number, raw, obj in iter_json_lines(path, rejects=rejects, spec=spec):
         try:
-            record = parse_row(obj, spec, f"{path.stem}-{line_number}")
+            record = parse_row(obj, spec, f"{source.stem}-{line_number}")
         except _RowError as exc:
-            reject_row(path, line_number, str(exc), raw, rejects)
+            reject_row(source.name, line_number, str(exc), raw, rejects)
             continue
         yield line_number, raw, record
 
@@ -287,12 +301,12 @@ def iter_records(
 
 
 def reject_row(
-    path: Path, line: int, reason: str, raw: str, rejects: list[Rejected] | None
+    path: str | Path, line: int, reason: str, raw: str, rejects: list[Rejected] | None
 ) -> None:
     """Fail on a bad row (one line naming the file and line), or record it in ``rejects``."""
     if rejects is None:
         raise DataError(path, reason, line=line)
-    rejects.append(Rejected(str(path), line, reason, raw.rstrip("\r\n")))
+    rejects.append(Rejected(source_name(path), line, reason, raw.rstrip("\r\n")))
 
 
 def read_records(
@@ -306,26 +320,30 @@ def read_records(
     Besides per-row checks this rejects duplicate ids (across all ``paths``) and files
     with no valid record. Pass ``rejects`` to skip bad rows instead of failing.
     """
+    from augtool.data.formats import describe_empty, source_of
+
     if isinstance(paths, (str, Path)):
         paths = [paths]
     records: list[Record] = []
     seen: dict[str, tuple[str, int]] = {}
     for path in paths:
         path = check_input_file(path)
+        name = source_name(path)
+        unit = "line" if source_of(path).is_text else "row"
         count_before = len(records)
         rejected_before = len(rejects) if rejects is not None else 0
         for line, raw, record in iter_numbered_records(path, spec, rejects=rejects):
             first = seen.get(record.id)
             if first is not None:
-                where = f"line {first[1]}" if first[0] == str(path) else f"{first[0]}:{first[1]}"
+                where = f"{unit} {first[1]}" if first[0] == name else f"{first[0]}:{first[1]}"
                 reason = f'duplicate id "{record.id}" (first seen at {where})'
                 reject_row(path, line, reason, raw, rejects)
                 continue
-            seen[record.id] = (str(path), line)
+            seen[record.id] = (name, line)
             records.append(record)
         if len(records) == count_before:
             rejected = (len(rejects) - rejected_before) if rejects is not None else 0
             if rejected:
                 raise DataError(path, f"no valid records ({rejected} rows rejected)")
-            raise DataError(path, "no records (the file is empty)")
+            raise DataError(path, f"no records ({describe_empty(path)})")
     return records

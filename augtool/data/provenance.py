@@ -21,13 +21,26 @@ _TRACKED_PACKAGES = ("torch", "transformers", "sentence-transformers", "numpy", 
 
 
 def file_fingerprint(path: str | Path) -> dict[str, Any]:
-    """Path, size and sha256 of an input file."""
+    """Path, size and sha256 of an input file; for a datasets folder or ``hf://``
+    dataset, of its data (:func:`augtool.data.formats.dataset_fingerprint`)."""
+    if not Path(path).is_file():
+        from augtool.data.formats import dataset_fingerprint, is_dataset_source
+
+        if is_dataset_source(path):
+            return dataset_fingerprint(path)
     path = Path(path)
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _is_input(path: str | Path) -> bool:
+    """A file or dataset (folder, ``hf://``) that :func:`build_meta` fingerprints."""
+    from augtool.data.formats import is_dataset_source
+
+    return Path(path).is_file() or is_dataset_source(path)
 
 
 def config_dict(config: Any) -> dict[str, Any]:
@@ -194,7 +207,7 @@ def build_meta(
         "command": command,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": config_dict(config) if config is not None else None,
-        "inputs": [file_fingerprint(path) for path in inputs if Path(path).is_file()],
+        "inputs": [file_fingerprint(path) for path in inputs if _is_input(path)],
         "models": dict(models or {}),
         "seed": seed,
         "counts": dict(counts or {}),

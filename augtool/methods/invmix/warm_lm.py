@@ -292,7 +292,7 @@ def train_warm_lm(
             checkpoint.save(modules, optimizer, progress)
 
     stopped = dp.from_main(budget.exhausted())
-    with index.path.open("rb") as handle:
+    with index.open() as handle:
         for epoch in range(progress["epoch"], config.epochs):
             if stopped:
                 break

@@ -52,7 +52,8 @@ def read_mixture(
         except ValueError as exc:
             reject_row(path, number, str(exc), raw, rejects)
             continue
-        row.setdefault("id", f"{path.stem}-{number}")
+        if row.get("id") is None:  # absent, null or an empty CSV cell
+            row["id"] = f"{path.stem}-{number}"
         rows.append(row)
     if not rows:
         raise DataError(path, "no valid mixture row (the file is empty or every row was rejected)")

@@ -159,7 +159,9 @@ def sample_from_row(row: Any, schema: str, default_id: str) -> Sample:
         if not value.strip() and name not in OPTIONAL_FIELDS:
             raise ValueError(f'field "{name}" is empty')
         values[name] = value
-    raw_id = row.get("id", default_id)
+    raw_id = row.get("id")
+    if raw_id is None:  # absent, null or an empty CSV cell
+        raw_id = default_id
     if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
         raise ValueError('field "id" must be a string')
     extra = {k: v for k, v in row.items() if k not in FIELDS[schema] and k != "id"}

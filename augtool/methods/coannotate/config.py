@@ -1,0 +1,238 @@
+"""Configs of the ``augtool coannotate`` commands (one dataclass per command).
+
+The LLM options are the ones every LLM command has (their help comes from
+:class:`~augtool.methods.llm_baselines.LLMConfig`), with labelling defaults: greedy
+replies of at most 16 tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from augtool.core.config import check
+from augtool.core.device import DTYPES
+from augtool.core.generation.prompts import PROMPT_STYLES
+from augtool.core.pretrained import check_device_map
+from augtool.methods.llm_baselines import LLMConfig
+
+#: ``--aggregate`` choices: majority vote, weighted vote (Wawa), Dawid-Skene, GLAD.
+AGGREGATES = ("majority", "weighted", "dawid-skene", "glad")
+#: ``--export`` choices: the review set in an annotation tool's import format.
+EXPORTS = ("argilla", "label-studio")
+SCORINGS = ("auto", "loglik", "parse")
+
+_ANNOTATOR_HELP = (
+    "An annotator; repeat for each (two at least). hf:MODEL or openai:MODEL: an LLM asked "
+    "with the labelling prompt (append ,prompt=FILE ,style=paper|augtool or "
+    ",scoring=loglik|parse to give it its own); model:DIR: a task model saved by "
+    "`augtool train`; field:NAME: labels already in the input's field NAME, e.g. a "
+    "person's. NAME=SPEC names it (default: the spec)."
+)
+
+
+def _llm_field(name: str, **override: Any) -> Any:
+    """The config field ``name`` of :class:`LLMConfig` (its help), with another default."""
+    base = LLMConfig.__dataclass_fields__[name]
+    if "default" in override:
+        return field(default=override["default"], metadata=base.metadata)
+    if base.default is not dataclasses.MISSING:
+        return field(default=base.default, metadata=base.metadata)
+    return field(default_factory=base.default_factory, metadata=base.metadata)  # type: ignore[arg-type]
+
+
+@dataclass
+class CoannotateConfig:
+    """Label every row with several annotators and aggregate their answers."""
+
+    annotator: list[str] = field(default_factory=list, metadata={"help": _ANNOTATOR_HELP})
+    labels: str = field(
+        default="",
+        metadata={
+            "help": "Labels file: a JSON/YAML list of names, or a mapping of name to "
+            "description (as `augtool llm label` takes). An answer naming no label in it "
+            "counts as unparsed, never as a guess."
+        },
+    )
+    aggregate: str = field(
+        default="dawid-skene",
+        metadata={
+            "help": "How answers become one label: majority, weighted (votes weighted by "
+            "each annotator's agreement with the majority, Wawa), dawid-skene or glad "
+            "(crowd-kit's EM models of annotator reliability)."
+        },
+    )
+    iterations: int = field(
+        default=100, metadata={"help": "dawid-skene, glad: most EM iterations."}
+    )
+    review: str | None = field(
+        default=None,
+        metadata={
+            "help": "Write the rows under --min-agreement or --min-confidence (and rows no "
+            "annotator could label) here, with every annotator's answer, for people to "
+            "decide; fold their decisions back with `augtool coannotate merge`."
+        },
+    )
+    min_agreement: float = field(
+        default=0.67,
+        metadata={
+            "help": "Rows where fewer than this share of the answering annotators agree "
+            "with the aggregate go to --review."
+        },
+    )
+    min_confidence: float = field(
+        default=0.0,
+        metadata={
+            "help": "Rows whose aggregate label has a lower posterior (vote share for "
+            "majority and weighted) go to --review."
+        },
+    )
+    export: str | None = field(
+        default=None,
+        metadata={
+            "help": "Also write the review set for an annotation tool, next to --review: "
+            "argilla (v2 records JSON) or label-studio (tasks JSON with predictions, and "
+            "its labelling config). No server is needed."
+        },
+    )
+    base_url: str | None = _llm_field("base_url")
+    api_key_env: str = _llm_field("api_key_env")
+    concurrency: int = _llm_field("concurrency")
+    rpm: float = _llm_field("rpm")
+    timeout: float = _llm_field("timeout")
+    max_retries: int = _llm_field("max_retries")
+    device: str = _llm_field("device")
+    dtype: str = _llm_field("dtype")
+    device_map: str | None = _llm_field("device_map")
+    load_in_4bit: bool = _llm_field("load_in_4bit")
+    batch_size: int = _llm_field("batch_size")
+    max_new_tokens: int = _llm_field("max_new_tokens", default=16)
+    temperature: float = _llm_field("temperature", default=0.0)
+    seed: int = _llm_field("seed")
+    cache: bool = _llm_field("cache")
+    prompt_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Replace the labelling prompt of every LLM annotator: a text file (the "
+            "user message) or YAML with 'user' and 'system' ({text} required; "
+            "{label_list}, {label_map}, {label_descriptions} available)."
+        },
+    )
+    prompt_style: str = field(
+        default="paper",
+        metadata={
+            "help": "Built-in labelling prompt: paper (inversedMixup appendix A.3) or "
+            "augtool (augtool's own wording)."
+        },
+    )
+    scoring: str = field(
+        default="auto",
+        metadata={
+            "help": "LLM annotators: auto (log-likelihood of each label on hf:, reply "
+            "parsing on openai:), loglik or parse."
+        },
+    )
+    normalize: bool = field(
+        default=True,
+        metadata={"help": "loglik: compare per-token (length-normalised) log-likelihoods."},
+    )
+    max_requests: int | None = _llm_field("max_requests")
+    text_field: str = _llm_field("text_field")
+    label_field: str = field(
+        default="label",
+        metadata={"help": "JSON field the aggregate label is written to (and read from)."},
+    )
+
+    def __post_init__(self) -> None:
+        self.annotator = [str(spec) for spec in (self.annotator or [])]
+        check(
+            len(self.annotator) >= 2,
+            "annotator",
+            f"co-annotation needs at least two annotators, got {len(self.annotator)}",
+        )
+        check(bool(self.labels.strip()), "labels", "is required: a labels file")
+        check(
+            self.aggregate in AGGREGATES,
+            "aggregate",
+            f"must be one of {', '.join(AGGREGATES)} (got {self.aggregate!r})",
+        )
+        check(self.iterations >= 1, "iterations", "must be at least 1")
+        check(0 <= self.min_agreement <= 1, "min_agreement", "must be between 0 and 1")
+        check(0 <= self.min_confidence <= 1, "min_confidence", "must be between 0 and 1")
+        check(
+            self.export is None or self.export in EXPORTS,
+            "export",
+            f"must be one of {', '.join(EXPORTS)} (got {self.export!r})",
+        )
+        check(
+            self.export is None or bool(self.review),
+            "export",
+            "exports the review set: give --review too",
+        )
+        check(self.concurrency >= 1, "concurrency", "must be at least 1")
+        check(self.rpm >= 0, "rpm", "must be >= 0")
+        check(self.timeout > 0, "timeout", "must be positive")
+        check(self.max_retries >= 0, "max_retries", "must be >= 0")
+        check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+        check_device_map(self.device_map)
+        check(self.batch_size >= 1, "batch_size", "must be at least 1")
+        check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
+        check(self.temperature >= 0, "temperature", "must be >= 0")
+        check(
+            self.max_requests is None or self.max_requests >= 1,
+            "max_requests",
+            "must be at least 1",
+        )
+        check(
+            self.prompt_style in PROMPT_STYLES,
+            "prompt_style",
+            f"must be one of {', '.join(PROMPT_STYLES)}",
+        )
+        check(self.scoring in SCORINGS, "scoring", f"must be one of {', '.join(SCORINGS)}")
+
+    def backend_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`augtool.core.generation.load_llm`."""
+        from augtool.core.generation import backend_options
+
+        return backend_options(self)
+
+
+@dataclass
+class MergeConfig:
+    """Fold people's decisions on the review set back into the labelled file."""
+
+    label_field: str = field(
+        default="label",
+        metadata={
+            "help": "Field holding the label, in the labelled file and in a JSONL review "
+            "file (the decision; rows left null are undecided)."
+        },
+    )
+    question: str = field(
+        default="label",
+        metadata={
+            "help": "Argilla / Label Studio exports: the name of the label question "
+            "(the choices control) whose answers are the decisions."
+        },
+    )
+
+
+@dataclass
+class ReportConfig:
+    """Agreement between annotators, and their accuracy against people's labels."""
+
+    human: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Annotators whose answers are people's labels (repeatable; default: the "
+            "field: annotators recorded in the file's meta). With reviewed rows, they are "
+            "the reference that accuracy is measured against."
+        },
+    )
+    label_field: str = field(
+        default="label", metadata={"help": "Field holding the aggregate (or merged) label."}
+    )
+
+    def __post_init__(self) -> None:
+        self.human = [str(name) for name in (self.human or [])]
