@@ -26,6 +26,7 @@ from augtool.cli.common import (
 from augtool.cli.console import console, print_error, print_json, print_warning, say
 from augtool.cli.group import DefaultCommandGroup
 from augtool.cli.options import config_options
+from augtool.core.generation import OPERATIONAL_OPTIONS
 from augtool.methods.coannotate.config import CoannotateConfig, MergeConfig, ReportConfig
 
 
@@ -50,18 +51,6 @@ LabelledArg = Annotated[
 ]
 
 # Options that change how a job runs, not which answers it gets (left out of its keys).
-_OPERATIONAL = {
-    "concurrency",
-    "rpm",
-    "timeout",
-    "max_retries",
-    "batch_size",
-    "cache",
-    "max_requests",
-    "api_key_env",
-    "device",
-    "device_map",
-}
 # Options that change the aggregation and review only: answers are kept when they change.
 _AGGREGATION = {"aggregate", "iterations", "review", "min_agreement", "min_confidence", "export"}
 
@@ -122,7 +111,7 @@ def run(
             identity = {
                 k: v
                 for k, v in config_dict(settings).items()
-                if k not in _OPERATIONAL | _AGGREGATION | {"annotator"}
+                if k not in OPERATIONAL_OPTIONS | _AGGREGATION | {"annotator"}
             }
             answers_key = run_key(
                 "coannotate",

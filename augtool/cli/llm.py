@@ -22,6 +22,7 @@ from augtool.cli.common import (
 )
 from augtool.cli.console import console, print_error, print_warning, progress_reporter, say
 from augtool.cli.options import config_options
+from augtool.core.generation import OPERATIONAL_OPTIONS
 from augtool.methods.llm_baselines import GenerateConfig, LabelConfig, MixConfig, RewriteConfig
 
 app = typer.Typer(
@@ -42,18 +43,6 @@ DryRunOpt = Annotated[
         "make no call and write nothing.",
     ),
 ]
-
-# Options that change how a job runs, not what it produces: left out of the resume key.
-_OPERATIONAL = {
-    "concurrency",
-    "rpm",
-    "timeout",
-    "max_retries",
-    "batch_size",
-    "cache",
-    "max_requests",
-    "api_key_env",
-}
 
 
 @app.command("rewrite")
@@ -187,7 +176,7 @@ def _run(
         return
 
     llm.check()
-    identity = {k: v for k, v in config_dict(settings).items() if k not in _OPERATIONAL}
+    identity = {k: v for k, v in config_dict(settings).items() if k not in OPERATIONAL_OPTIONS}
     key = run_key(
         f"llm {kind}",
         settings=identity,

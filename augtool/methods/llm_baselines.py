@@ -36,6 +36,19 @@ from augtool.errors import AugtoolError
 PAIR_MODES = ("any", "inter-class", "intra-class")
 
 
+def check_llm_options(config: Any) -> None:
+    """Checks of the LLM-layer options every LLM command shares (client, model, decoding)."""
+    check(config.concurrency >= 1, "concurrency", "must be at least 1")
+    check(config.rpm >= 0, "rpm", "must be >= 0")
+    check(config.timeout > 0, "timeout", "must be positive")
+    check(config.max_retries >= 0, "max_retries", "must be >= 0")
+    check(config.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+    check_device_map(config.device_map)
+    check(config.batch_size >= 1, "batch_size", "must be at least 1")
+    check(config.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
+    check(config.temperature >= 0, "temperature", "must be >= 0")
+
+
 @dataclass
 class LLMConfig:
     """Options shared by every command that calls an LLM."""
@@ -112,15 +125,7 @@ class LLMConfig:
     def __post_init__(self) -> None:
         if self.llm_required():
             check(bool(self.llm.strip()), "llm", "is required: hf:<model> or openai:<model>")
-        check(self.concurrency >= 1, "concurrency", "must be at least 1")
-        check(self.rpm >= 0, "rpm", "must be >= 0")
-        check(self.timeout > 0, "timeout", "must be positive")
-        check(self.max_retries >= 0, "max_retries", "must be >= 0")
-        check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
-        check_device_map(self.device_map)
-        check(self.batch_size >= 1, "batch_size", "must be at least 1")
-        check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
-        check(self.temperature >= 0, "temperature", "must be >= 0")
+        check_llm_options(self)
         check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
         check(
             self.max_requests is None or self.max_requests >= 1,

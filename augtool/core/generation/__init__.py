@@ -48,6 +48,23 @@ BACKEND_OPTIONS = (
 )
 
 
+#: Options that change how an LLM job runs, not what it produces: left out of run keys.
+OPERATIONAL_OPTIONS = frozenset(
+    {
+        "concurrency",
+        "rpm",
+        "timeout",
+        "max_retries",
+        "batch_size",
+        "cache",
+        "max_requests",
+        "api_key_env",
+        "device",
+        "device_map",
+    }
+)
+
+
 def backend_options(config: Any) -> dict[str, Any]:
     """The backend keyword arguments of a command's config (for :func:`load_llm`)."""
     return {name: getattr(config, name) for name in BACKEND_OPTIONS if hasattr(config, name)}
@@ -61,6 +78,7 @@ def load_llm(spec: str, **options: Any) -> LLM:
 
 __all__ = [
     "BACKEND_OPTIONS",
+    "OPERATIONAL_OPTIONS",
     "backend_options",
     "LLM",
     "LLMS",

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from augtool.core.config import check
-from augtool.core.device import DTYPES
 from augtool.core.generation.prompts import PROMPT_STYLES
-from augtool.core.pretrained import check_device_map
-from augtool.methods.llm_baselines import LLMConfig
+from augtool.methods.llm_baselines import LLMConfig, check_llm_options
 
 #: ``--aggregate`` choices: majority vote, weighted vote (Wawa), Dawid-Skene, GLAD.
 AGGREGATES = ("majority", "weighted", "dawid-skene", "glad")
@@ -170,15 +168,7 @@ class CoannotateConfig:
             "export",
             "exports the review set: give --review too",
         )
-        check(self.concurrency >= 1, "concurrency", "must be at least 1")
-        check(self.rpm >= 0, "rpm", "must be >= 0")
-        check(self.timeout > 0, "timeout", "must be positive")
-        check(self.max_retries >= 0, "max_retries", "must be >= 0")
-        check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
-        check_device_map(self.device_map)
-        check(self.batch_size >= 1, "batch_size", "must be at least 1")
-        check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
-        check(self.temperature >= 0, "temperature", "must be >= 0")
+        check_llm_options(self)
         check(
             self.max_requests is None or self.max_requests >= 1,
             "max_requests",
