@@ -50,7 +50,6 @@ LabelledArg = Annotated[
     Path, typer.Argument(help="Labelled JSONL written by `augtool coannotate` (or merge).")
 ]
 
-# Options that change how a job runs, not which answers it gets (left out of its keys).
 # Options that change the aggregation and review only: answers are kept when they change.
 _AGGREGATION = {"aggregate", "iterations", "review", "min_agreement", "min_confidence", "export"}
 
