@@ -42,7 +42,7 @@ def ngram_overlap(condensed: str, original: str, n: int) -> float:
     return len(own & ngrams(tokenize(original), n)) / len(own)
 
 
-def _normalise(text: str) -> str:
+def normalise(text: str) -> str:
     """Text for the exact-copy check: surrounding whitespace stripped, runs collapsed."""
     return _SPACE.sub(" ", text).strip()
 
@@ -122,14 +122,14 @@ def leakage(
         nearest = _nearest_by_unigrams(cond_tokens, ref_tokens)
         nearest_by = "unigram"
 
-    originals = {_normalise(t) for t in ref}
+    originals = {normalise(t) for t in ref}
     details = []
     for i, j in enumerate(nearest.tolist()):
         row: dict[str, Any] = {"index": i, "nearest_index": int(j)}
         for name, n in (("unigram", 1), ("bigram", 2)):
             own = ngrams(cond_tokens[i], n)
             row[name] = len(own & ngrams(ref_tokens[j], n)) / len(own) if own else 0.0
-        row["exact_copy"] = _normalise(cond[i]) in originals
+        row["exact_copy"] = normalise(cond[i]) in originals
         details.append(row)
 
     uni = np.array([r["unigram"] for r in details])
