@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -46,6 +47,20 @@ class RequestBudget:
                 )
         self.used += len(batch)
         return batch
+
+
+@dataclass(frozen=True)
+class Uncached:
+    """The requests of one :meth:`LLM.generate` call that the cache did not answer:
+    indices ``todo`` into ``prompts``/``seeds``, and where their replies go."""
+
+    todo: list[int]
+    prompts: Sequence[Prompt]
+    params: GenerationParams
+    seeds: Sequence[int]
+    budget: RequestBudget | None
+    store: Callable[[int, Result], None]
+    deliver: Callable[[list[int], list[Result]], None]
 
 
 class LLM(ABC):
@@ -137,35 +152,26 @@ class LLM(ABC):
                 on_results(indices, replies, False)
 
         if todo:
-            self.run_uncached(todo, prompts, params, seeds, budget, store, deliver)
+            self.run_uncached(Uncached(todo, prompts, params, seeds, budget, store, deliver))
         if budget is not None and any(result is None for result in results):
             budget.take([])  # the last requests were cut short by the budget: raises
         return results  # type: ignore[return-value]
 
-    def run_uncached(
-        self,
-        todo: list[int],
-        prompts: Sequence[Prompt],
-        params: GenerationParams,
-        seeds: Sequence[int],
-        budget: RequestBudget | None,
-        store: Callable[[int, Result], None],
-        deliver: Callable[[list[int], list[Result]], None],
-    ) -> None:
-        """Call the backend for requests ``todo`` (indices): ``store`` each reply as soon as
+    def run_uncached(self, work: Uncached) -> None:
+        """Call the backend for the requests of ``work``: ``store`` each reply as soon as
         it arrives (the response cache: a reply is never paid twice) and hand finished
         groups to ``deliver`` in input order. Here: :attr:`batch_size` at a time through
         :meth:`generate_batch`; a remote backend streams instead (``openai:``)."""
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start : start + self.batch_size]
-            if budget is not None:
-                batch = budget.take(batch)
+        for start in range(0, len(work.todo), self.batch_size):
+            batch = work.todo[start : start + self.batch_size]
+            if work.budget is not None:
+                batch = work.budget.take(batch)
             replies = self.generate_batch(
-                [prompts[i] for i in batch], params, [seeds[i] for i in batch]
+                [work.prompts[i] for i in batch], work.params, [work.seeds[i] for i in batch]
             )
             for i, reply in zip(batch, replies, strict=True):
-                store(i, reply)
-            deliver(batch, replies)
+                work.store(i, reply)
+            work.deliver(batch, replies)
 
 
 class ScoringLLM(LLM):

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from augtool.core.generation.base import LLM, RequestBudget, RequestBudgetExhausted, Result
+from augtool.core.generation.base import LLM, RequestBudgetExhausted, Result, Uncached
 from augtool.core.generation.params import Failure, GenerationParams, Prompt, as_messages
 from augtool.core.generation.retry import RateLimiter, RetryPolicy, retry_after_header
 from augtool.core.generation.servers import parse_base_urls, redact_url
@@ -188,35 +188,18 @@ class OpenAIBackend(LLM):
     ) -> list[str | Failure]:
         return asyncio.run(self._generate_all(prompts, params, seeds))
 
-    def run_uncached(
-        self,
-        todo: list[int],
-        prompts: Sequence[Prompt],
-        params: GenerationParams,
-        seeds: Sequence[int],
-        budget: RequestBudget | None,
-        store: Callable[[int, Result], None],
-        deliver: Callable[[list[int], list[Result]], None],
-    ) -> None:
+    def run_uncached(self, work: Uncached) -> None:
         """Keep ``concurrency`` requests in flight until the work is done: a new request
         starts as soon as any finishes (one slow reply no longer idles the server, as
         waiting for a whole batch did), and finished results are delivered in input
         order as soon as everything before them is in."""
         if not self.streaming:
-            super().run_uncached(todo, prompts, params, seeds, budget, store, deliver)
+            super().run_uncached(work)
             return
-        asyncio.run(self._stream(todo, prompts, params, seeds, budget, store, deliver))
+        asyncio.run(self._stream(work))
 
-    async def _stream(
-        self,
-        todo: list[int],
-        prompts: Sequence[Prompt],
-        params: GenerationParams,
-        seeds: Sequence[int],
-        budget: RequestBudget | None,
-        store: Callable[[int, Result], None],
-        deliver: Callable[[list[int], list[Result]], None],
-    ) -> None:
+    async def _stream(self, work: Uncached) -> None:
+        todo, budget = work.todo, work.budget
         pool = self._pool()
         gate = asyncio.Semaphore(self.concurrency)
         window = self.concurrency * 2  # started ahead of the gate: no gap between requests
@@ -235,7 +218,7 @@ class OpenAIBackend(LLM):
                             stopped = True  # generate() raises once the rest is in
                             break
                     task = asyncio.create_task(
-                        self._one(pool, gate, prompts[index], params, seeds[index])
+                        self._one(pool, gate, work.prompts[index], work.params, work.seeds[index])
                     )
                     position_of[task] = launched
                     launched += 1
@@ -245,13 +228,13 @@ class OpenAIBackend(LLM):
                 for task in done:
                     position = position_of.pop(task)
                     ready[position] = task.result()
-                    store(todo[position], ready[position])  # cached even if not yet written
+                    work.store(todo[position], ready[position])  # cached even if not written
                 start = flushed
                 while flushed in ready:
                     flushed += 1
                 if flushed > start:
                     positions = range(start, flushed)
-                    deliver([todo[p] for p in positions], [ready.pop(p) for p in positions])
+                    work.deliver([todo[p] for p in positions], [ready.pop(p) for p in positions])
         finally:
             for task in position_of:
                 task.cancel()
