@@ -47,6 +47,16 @@ def check_llm_options(config: Any) -> None:
     check(config.batch_size >= 1, "batch_size", "must be at least 1")
     check(config.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
     check(config.temperature >= 0, "temperature", "must be >= 0")
+    check(
+        config.max_requests is None or config.max_requests >= 1,
+        "max_requests",
+        "must be at least 1",
+    )
+    check(
+        config.prompt_style in PROMPT_STYLES,
+        "prompt_style",
+        f"must be one of {', '.join(PROMPT_STYLES)}",
+    )
 
 
 @dataclass
@@ -127,16 +137,6 @@ class LLMConfig:
             check(bool(self.llm.strip()), "llm", "is required: hf:<model> or openai:<model>")
         check_llm_options(self)
         check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
-        check(
-            self.max_requests is None or self.max_requests >= 1,
-            "max_requests",
-            "must be at least 1",
-        )
-        check(
-            self.prompt_style in PROMPT_STYLES,
-            "prompt_style",
-            f"must be one of {', '.join(PROMPT_STYLES)}",
-        )
 
     def llm_required(self) -> bool:
         """Whether this run calls the LLM (a command with a local alternative says no)."""

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from augtool.core.config import check
-from augtool.core.generation.prompts import PROMPT_STYLES
 from augtool.methods.llm_baselines import LLMConfig, check_llm_options
 
 #: ``--aggregate`` choices: majority vote, weighted vote (Wawa), Dawid-Skene, GLAD.
@@ -169,16 +168,6 @@ class CoannotateConfig:
             "exports the review set: give --review too",
         )
         check_llm_options(self)
-        check(
-            self.max_requests is None or self.max_requests >= 1,
-            "max_requests",
-            "must be at least 1",
-        )
-        check(
-            self.prompt_style in PROMPT_STYLES,
-            "prompt_style",
-            f"must be one of {', '.join(PROMPT_STYLES)}",
-        )
         check(self.scoring in SCORINGS, "scoring", f"must be one of {', '.join(SCORINGS)}")
 
     def backend_options(self) -> dict[str, Any]:
