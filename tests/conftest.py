@@ -36,6 +36,19 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     return cache
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module of tiny models: more threads only add
+    synchronisation, and OpenMP threads crawl on a busy machine. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_encoders(tmp_path_factory.mktemp("tiny-models"))

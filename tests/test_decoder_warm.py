@@ -6,7 +6,6 @@ resumed exactly, decoded in batches with the KV cache; other encoders and a conf
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,13 +24,7 @@ ROWS = read_jsonl(EXAMPLES / "intents-train.jsonl")
 TEXTS = [r["text"] for r in ROWS if len(r["text"]) < 60][:8]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from threads, and OpenMP threads crawl on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def bert_weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -25,13 +25,7 @@ SENTENCES = [row["text"] for row in read_jsonl(EXAMPLES / "intents-train.jsonl")
 ATOL = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and OpenMP threads crawl on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def no_dropout(folder: Path) -> Path:

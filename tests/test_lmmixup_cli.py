@@ -18,12 +18,7 @@ POOL = EXAMPLES / "instructions-lowq.jsonl"
 TRAIN = ("--device", "cpu", "--batch-size", 4, "--max-length", 1024, "--logging-steps", 1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -40,13 +40,7 @@ class RecordingReporter(Reporter):
         self.lines.append(message)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: a second thread only adds synchronisation on a busy CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_mixture(covariance: str, d: int = 5, k: int = 3, seed: int = 0):

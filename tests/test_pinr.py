@@ -165,16 +165,6 @@ def test_random_condense_plot_and_bad_plot_suffix(
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def small(tmp_path_factory) -> Path:
     """16 rows, 4 per label, for the decoder and condense tests."""
     rows = read_jsonl(EXAMPLES / "intents-train.jsonl")

@@ -44,11 +44,16 @@ def accuracy_vs_k(
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(frameon=False)
+    return _save(figure, path)
+
+
+def _save(figure: Any, path: str | Path) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure."""
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
-    plt.close(figure)
+    pyplot().close(figure)
     return path
 
 
@@ -94,12 +99,7 @@ def reconstruction_map(
     axes.legend(
         frameon=False, fontsize=8, title="dots: original, x: reconstruction", title_fontsize=8
     )
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def stacked_bins(
@@ -128,12 +128,7 @@ def stacked_bins(
     axes.set_ylabel("share of rows")
     axes.set_title(title)
     axes.legend(frameon=False, fontsize=8)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def confusion_grid(
@@ -175,12 +170,7 @@ def confusion_grid(
         axes.set_ylabel(ylabel, fontsize=7)
         axes.set_xlabel("answer", fontsize=7)
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 #: ``--plot`` suffixes: matplotlib's (static) and ``.html`` (plotly, interactive).
