@@ -560,7 +560,7 @@ def mixed_file(tmp_path: Path) -> Path:
 def test_label_text_folding_and_yes_no_parsing() -> None:
     from augtool.core.generation.labels import load_label_set
     from augtool.data import Record
-    from augtool.methods.invmix.intrusion import (
+    from augtool.audit.intrusion import (
         Mixed,
         by_lambda_bin,
         label_text,

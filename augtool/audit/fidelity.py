@@ -36,6 +36,9 @@ class RowFidelity:
     issue: bool
     method: str | None = None
     lam: float | None = None
+    #: False when the judge gave no verdict (an unparsed or failed LLM reply): never an
+    #: issue, and left out of the rates.
+    judged: bool = True
 
 
 @dataclass
@@ -70,7 +73,7 @@ def _rate(issues: int, rows: int) -> float | None:
 
 def lambda_bin(lam: float, width: float = LAMBDA_BIN_WIDTH) -> tuple[float, float]:
     """The ``[low, high)`` bin of width ``width`` over [0, 1] holding ``lam`` (1 falls in
-    the last bin). Raw lambda, not folded: unlike ``invmix.intrusion.by_lambda_bin``,
+    the last bin). Raw lambda, not folded: unlike ``audit.intrusion.by_lambda_bin``,
     which counts LLM verdicts over ``max(lambda, 1 - lambda)``, this groups any rows."""
     count = round(1 / width)
     index = min(count - 1, max(0, int(lam / width + 1e-9)))
@@ -81,13 +84,28 @@ def fidelity_figures(
     issues: Sequence[bool],
     methods: Sequence[str | None] | None = None,
     lams: Sequence[float | None] | None = None,
+    judged: Sequence[bool] | None = None,
 ) -> dict[str, Any]:
-    """Rows, issues and issue rate overall, by method and by lambda bin (non-empty bins
-    only, in order; rows without lambda are left out of the bins)."""
+    """Rows, issues, issue rate and fidelity (1 - rate) overall, by method and by lambda
+    bin (non-empty bins only, in order; rows without lambda are left out of the bins).
+
+    With ``judged``, rows without a verdict are counted as ``unjudged`` and left out of
+    every rate."""
+    unjudged = 0
+    if judged is not None:
+        keep = [i for i, j in enumerate(judged) if j]
+        unjudged = len(issues) - len(keep)
+        issues = [issues[i] for i in keep]
+        methods = None if methods is None else [methods[i] for i in keep]
+        lams = None if lams is None else [lams[i] for i in keep]
+    count = int(sum(bool(i) for i in issues))
+    rate = _rate(count, len(issues))
     figures: dict[str, Any] = {
         "rows": len(issues),
-        "issues": int(sum(bool(i) for i in issues)),
-        "rate": _rate(int(sum(bool(i) for i in issues)), len(issues)),
+        "issues": count,
+        "rate": rate,
+        "fidelity": None if rate is None else round(1.0 - rate, 6),
+        "unjudged": unjudged,
     }
     if methods is not None:
         groups: dict[str, list[bool]] = {}

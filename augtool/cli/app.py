@@ -12,6 +12,7 @@ import typer
 
 from augtool import __version__
 from augtool.cli import (
+    audit,
     bench,
     bt,
     coannotate,
@@ -71,6 +72,7 @@ app.command("bt")(bt.bt)
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("predict")(evaluate.predict)
+app.command("audit")(audit.audit)
 flow_help(app)
 
 

@@ -34,6 +34,8 @@ OPTIONAL_MODULES = {
     "pyarrow": "formats",
     "crowdkit": "coannotate",
     "krippendorff": "coannotate",
+    "cleanlab": "audit",
+    "sacrebleu": "audit",
 }
 
 

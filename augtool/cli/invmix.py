@@ -501,19 +501,19 @@ def intrusion(
     """Manifold intrusion (App. A.4): does the interpolated label fit each mixed row
     (Yes/No); for No rows, is the judge's label a parent's (Inside) or not (Outside);
     proportions by the folded mixing ratio max(lambda, 1-lambda)."""
-    from augtool.core.generation import load_llm
-    from augtool.core.generation.labels import label_set_from, load_label_set
-    from augtool.core.plotting import check_plot_path, stacked_bins
-    from augtool.data import build_meta, prepare_output, write_json, write_meta
-    from augtool.data.jsonl import check_input_file
-    from augtool.methods.invmix.config import resolve_scoring
-    from augtool.methods.invmix.intrusion import (
+    from augtool.audit.intrusion import (
         VERDICTS,
         judge,
         mixed_rows,
         sample_rows,
         summarise,
     )
+    from augtool.core.generation import load_llm
+    from augtool.core.generation.labels import label_set_from, load_label_set
+    from augtool.core.plotting import check_plot_path, stacked_bins
+    from augtool.data import build_meta, prepare_output, write_json, write_meta
+    from augtool.data.jsonl import check_input_file
+    from augtool.methods.invmix.config import resolve_scoring
 
     started = time.time()
     settings = make_config(ctx, IntrusionConfig, config)

@@ -244,6 +244,16 @@ def _inside_manifold(queries: np.ndarray, support: np.ndarray, sq_radii: np.ndar
 
 
 @_thread_limited
+def outside_manifold(a: Any, b: Any, *, k: int = 3) -> np.ndarray:
+    """For each row of ``a``, whether it lies outside ``b``'s k-NN manifold: the rows that
+    :func:`precision_recall`'s precision counts as misses (``k`` clamped as there)."""
+    x, y = _as_pair(a, b)
+    if k < 1:
+        raise AugtoolError(f"k must be at least 1, got {k}")
+    return ~_inside_manifold(x, y, _knn_sq_radii(y, k))
+
+
+@_thread_limited
 def precision_recall(a: Any, b: Any, *, k: int = 3) -> dict[str, float]:
     """Improved precision and recall (Kynkäänniemi et al., 2019) with k-NN manifolds.
 

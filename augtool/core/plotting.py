@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,127 @@ def _sample(count: int, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(range(count), MAX_POINTS))
 
 
+@dataclass(frozen=True)
+class MapGroup:
+    """One group of points of :func:`group_map`: its vectors, a label per row (the colour)
+    and optionally a text per row (shown on hover in ``.html``)."""
+
+    name: str
+    vectors: Any
+    labels: Sequence[str | None]
+    texts: Sequence[str] | None = None
+
+
+#: Markers of the groups in order (cycling): matplotlib's marker, size and alpha, then
+#: plotly's symbol, size and opacity; the first group (faint dots) is the background.
+_MARKERS = (
+    ("o", 12, 0.45, "circle", 6, 0.5),
+    ("x", 30, 0.9, "x", 8, 0.95),
+    ("+", 36, 0.9, "cross", 8, 0.95),
+    ("^", 20, 0.75, "triangle-up", 7, 0.8),
+    ("s", 16, 0.75, "square", 6, 0.8),
+    ("D", 14, 0.75, "diamond", 6, 0.8),
+)
+
+
+def _marker(index: int) -> tuple[Any, ...]:
+    return _MARKERS[index % len(_MARKERS)]
+
+
+def _prepare(
+    groups: Sequence[MapGroup], title: str, seed: int
+) -> tuple[list[dict[str, Any]], list[str], str]:
+    """Sample, project (PCA over all groups together) and label the groups.
+
+    Returns the drawn groups (``name``, ``xy``, ``labels``, ``texts``, ``total``), the
+    sorted label names and the title, noting the sample sizes when any group was sampled.
+    """
+    import numpy as np
+
+    from augtool.core.clustering.projection import project_2d
+
+    if not groups:
+        raise ValueError("a map needs at least one group")
+    source = next((g.vectors for g in groups if len(g.labels)), groups[-1].vectors)
+    width = np.asarray(source).shape[-1]
+    drawn: list[dict[str, Any]] = []
+    for group in groups:
+        labels, texts = group.labels, group.texts
+        vectors = np.asarray(group.vectors, dtype=np.float64).reshape(len(labels), width)
+        keep = _sample(len(labels), seed)
+        drawn.append(
+            {
+                "name": group.name,
+                "vectors": vectors[keep],
+                "labels": ["(no label)" if labels[i] is None else str(labels[i]) for i in keep],
+                "texts": [str(texts[i]) for i in keep] if texts is not None else None,
+                "total": len(labels),
+            }
+        )
+    points = project_2d(np.concatenate([g["vectors"] for g in drawn]), "pca", seed=seed)
+    start = 0
+    for group in drawn:
+        group["xy"] = points[start : start + len(group["labels"])]
+        start += len(group["labels"])
+    names = sorted({label for g in drawn for label in g["labels"]})
+    if any(len(g["labels"]) < g["total"] for g in drawn):
+        title += " (" + ", ".join(f"{len(g['labels'])} of {g['total']}" for g in drawn) + " shown)"
+    return drawn, names, title
+
+
+def _draw(
+    groups: Sequence[MapGroup], path: str | Path, title: str, seed: int
+) -> list[dict[str, Any]]:
+    """Write the map of ``groups`` to ``path`` (``.html``: plotly, else matplotlib)."""
+    drawn, names, title = _prepare(groups, title, seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == HTML_FORMAT:
+        _embedding_figure(drawn, names, title).write_html(
+            str(path), include_plotlyjs=True, full_html=True
+        )
+    else:
+        _embedding_static(drawn, names, path, title)
+    return drawn
+
+
+def group_map(
+    groups: Sequence[MapGroup], path: str | Path, *, title: str, seed: int = 0
+) -> dict[str, Any]:
+    """2D PCA of any number of groups of embeddings, projected together, coloured by label.
+
+    Each group has its own marker (dots, crosses, pluses, triangles, squares, diamonds,
+    cycling) and is drawn whole up to ``MAX_POINTS`` rows, a seeded sample beyond.
+    PNG/JPEG/SVG/PDF through matplotlib, ``.html`` through plotly (one trace per group and
+    label, named ``"<group>: <label>"``; hovering shows the text). Returns what was drawn
+    (for ``<out>.meta.json``): ``legend`` lists the group names, ``points`` and ``rows``
+    map each name to its drawn and total rows. Group names must be distinct.
+    """
+    _check_names(groups)
+    drawn = _draw(groups, path, title, seed)
+    return {
+        "path": str(Path(path)),
+        "projection": "pca",
+        "legend": [g["name"] for g in drawn],
+        "points": {g["name"]: len(g["labels"]) for g in drawn},
+        "rows": {g["name"]: g["total"] for g in drawn},
+    }
+
+
+def group_map_html_div(groups: Sequence[MapGroup], *, title: str, seed: int = 0) -> str:
+    """The plotly map of :func:`group_map` as an HTML ``<div>`` with plotly.js inlined, to
+    embed in a larger self-contained page (no network needed to view it)."""
+    _check_names(groups)
+    drawn, names, title = _prepare(groups, title, seed)
+    return _embedding_figure(drawn, names, title).to_html(full_html=False, include_plotlyjs=True)
+
+
+def _check_names(groups: Sequence[MapGroup]) -> None:
+    names = [g.name for g in groups]
+    if len(set(names)) != len(names):
+        raise ValueError(f"map group names must be distinct: {names}")
+
+
 def embedding_map(
     originals: Any,
     generated: Any,
@@ -223,52 +345,54 @@ def embedding_map(
 ) -> dict[str, Any]:
     """2D PCA of original (dots) and generated (crosses) embeddings, coloured by label.
 
-    PNG/JPEG/SVG/PDF through matplotlib, ``.html`` through plotly (one trace per group and
-    label, named ``"<group>: <label>"``; hovering shows the text). Each group is drawn
-    whole up to ``MAX_POINTS`` rows, a seeded sample beyond. Returns what was drawn (for
-    ``<out>.meta.json``).
+    :func:`group_map` with two groups, ``"original"`` and ``generated_name``; the result
+    is keyed ``"original"``/``"generated"`` whatever the names. Returns what was drawn
+    (for ``<out>.meta.json``).
     """
-    import numpy as np
-
-    from augtool.core.clustering.projection import project_2d
-
-    groups = []
-    width = np.asarray(originals if len(original_labels) else generated).shape[-1]
-    for name, vectors, labels, texts in (
-        ("original", originals, original_labels, original_texts),
-        (generated_name, generated, generated_labels, generated_texts),
-    ):
-        vectors = np.asarray(vectors, dtype=np.float64).reshape(len(labels), width)
-        keep = _sample(len(labels), seed)
-        groups.append(
-            {
-                "name": name,
-                "vectors": vectors[keep],
-                "labels": ["(no label)" if labels[i] is None else str(labels[i]) for i in keep],
-                "texts": [str(texts[i]) for i in keep] if texts is not None else None,
-                "total": len(labels),
-            }
-        )
-    first, second = groups
-    points = project_2d(np.concatenate([first["vectors"], second["vectors"]]), "pca", seed=seed)
-    first["xy"], second["xy"] = points[: len(first["labels"])], points[len(first["labels"]) :]
-    names = sorted({label for g in groups for label in g["labels"]})
-    shown = {g["name"]: len(g["labels"]) for g in groups}
-    if any(shown[g["name"]] < g["total"] for g in groups):
-        title += " (" + ", ".join(f"{shown[g['name']]} of {g['total']}" for g in groups) + " shown)"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == HTML_FORMAT:
-        _embedding_html(groups, names, path, title)
-    else:
-        _embedding_static(groups, names, path, title)
+    first, second = _draw(
+        [
+            MapGroup("original", originals, original_labels, original_texts),
+            MapGroup(generated_name, generated, generated_labels, generated_texts),
+        ],
+        path,
+        title,
+        seed,
+    )
     return {
-        "path": str(path),
+        "path": str(Path(path)),
         "projection": "pca",
         "legend": {"original": first["name"], "generated": second["name"]},
         "points": {"original": len(first["labels"]), "generated": len(second["labels"])},
         "rows": {"original": first["total"], "generated": second["total"]},
     }
+
+
+def rate_by_bin(
+    series: Mapping[str, Sequence[dict[str, Any]]],
+    path: str | Path,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> Path:
+    """One line per series: each entry's ``rate`` at the midpoint of its ``lambda`` bin
+    ``[low, high]`` (entries whose rate is None, e.g. empty bins, are skipped)."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for name, entries in series.items():
+        points = sorted(
+            ((e["lambda"][0] + e["lambda"][1]) / 2, e["rate"])
+            for e in entries
+            if e.get("rate") is not None
+        )
+        axes.plot([x for x, _ in points], [y for _, y in points], marker="o", label=name)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    if series:
+        axes.legend(frameon=False, fontsize=8)
+    return _save(figure, path)
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -289,7 +413,7 @@ def _embedding_static(
     plt = pyplot()
     colours = _colour_table(names)
     figure, axes = plt.subplots(figsize=(7.0, 5.4), dpi=120)
-    styles = ({"marker": "o", "s": 12, "alpha": 0.45}, {"marker": "x", "s": 30, "alpha": 0.9})
+    styles = [{"marker": m[0], "s": m[1], "alpha": m[2]} for m in map(_marker, range(len(groups)))]
     for group, style in zip(groups, styles, strict=True):
         for name in names:
             rows = [i for i, label in enumerate(group["labels"]) if label == name]
@@ -313,16 +437,17 @@ def _embedding_static(
     plt.close(figure)
 
 
-def _embedding_html(groups: list[dict[str, Any]], names: list[str], path: Path, title: str) -> None:
+def _embedding_figure(groups: list[dict[str, Any]], names: list[str], title: str) -> Any:
+    """The plotly figure of a map (shared by the ``.html`` file and the embeddable div)."""
     from html import escape
 
     import plotly.graph_objects as go
     from matplotlib.colors import to_hex
 
     colours = {name: to_hex(c) for name, c in _colour_table(names).items()}
-    symbols = (("circle", 6, 0.5), ("x", 8, 0.95))
     figure = go.Figure()
-    for group, (symbol, size, opacity) in zip(groups, symbols, strict=True):
+    for index, group in enumerate(groups):
+        _, _, _, symbol, size, opacity = _marker(index)
         for name in names:
             rows = [i for i, label in enumerate(group["labels"]) if label == name]
             if not rows:
@@ -353,4 +478,4 @@ def _embedding_html(groups: list[dict[str, Any]], names: list[str], path: Path, 
         yaxis_title="PCA 2",
         legend={"itemsizing": "constant"},
     )
-    figure.write_html(str(path), include_plotlyjs=True, full_html=True)
+    return figure

@@ -1,5 +1,8 @@
 """Manifold intrusion in text Mixup, judged by an LLM as in inversedMixup App. A.4.
 
+The measure behind ``augtool invmix intrusion`` and the LLM judge of ``augtool audit`` on
+mixed rows (written once, here).
+
 For each mixed row (parents labelled ``y_a`` and ``y_b``, weight ``lambda`` on ``a``):
 
 1. **Does the interpolated label fit?** The judge gets the paper's first prompt
@@ -162,8 +165,11 @@ def judge(
     max_new_tokens: int = 16,
     match_template: PromptTemplate = INTRUSION_MATCH,
     label_template: PromptTemplate = INTRUSION_LABEL,
+    budget: Any = None,
 ) -> list[dict[str, Any]]:
-    """Step 1 for every row, step 2 for the rows step 1 said "No" to."""
+    """Step 1 for every row, step 2 for the rows step 1 said "No" to. ``budget`` (a
+    :class:`~augtool.core.generation.RequestBudget`) counts the requests, cache hits free."""
+    from augtool.core.generation import RequestBudgetExhausted
     from augtool.core.generation.params import Failure, GenerationParams
 
     def ask(prompts: list[Any], options: list[str], parse: Any) -> list[tuple[Any, Any]]:
@@ -171,6 +177,8 @@ def judge(
         if not prompts:
             return []
         if scoring == "loglik":
+            if budget is not None and len(budget.take(list(prompts))) < len(prompts):
+                raise RequestBudgetExhausted(f"--max-requests {budget.limit} reached")
             out = []
             for scores in llm.score(prompts, options):
                 values = [s.mean for s in scores]
@@ -179,7 +187,7 @@ def judge(
                 out.append((options[best], {"method": "loglik", "scores": evidence}))
             return out
         replies = llm.generate(
-            prompts, GenerationParams(max_new_tokens, 0.0), list(range(len(prompts)))
+            prompts, GenerationParams(max_new_tokens, 0.0), list(range(len(prompts))), budget=budget
         )
         return [
             (None, {"method": "parse", "error": r.error})
