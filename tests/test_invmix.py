@@ -558,8 +558,6 @@ def mixed_file(tmp_path: Path) -> Path:
 
 
 def test_label_text_folding_and_yes_no_parsing() -> None:
-    from augtool.core.generation.labels import load_label_set
-    from augtool.data import Record
     from augtool.audit.intrusion import (
         Mixed,
         by_lambda_bin,
@@ -567,6 +565,8 @@ def test_label_text_folding_and_yes_no_parsing() -> None:
         parse_yes_no,
         verdict,
     )
+    from augtool.core.generation.labels import load_label_set
+    from augtool.data import Record
 
     trec = load_label_set(TREC_LABELS)
     assert label_text({"LOC": 0.7, "ENTY": 0.3}, trec) == "70% Location and 30% Entity"
