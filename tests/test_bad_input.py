@@ -147,6 +147,14 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
     ("coannotate-merge-not-labelled", "coannotate merge {good} {good} -o {out}",
      ("{good}:1", "not a file written by")),
     ("coannotate-report-missing", "coannotate report {missing}", ("{missing}", "file not found")),
+    # ---- audit
+    ("audit-unknown-label", "audit {unknown_label} --reference {good} -o {out_dir}",
+     ("{unknown_label}:1", "weather")),
+    ("audit-empty", "audit {empty} --reference {good} -o {out_dir}", ("{empty}", "empty")),
+    ("audit-gate", "audit {good} --reference {good} -o {out_dir} --fail-under label",
+     ("--fail-under", "NAME=VALUE")),
+    ("audit-unreachable", "audit {good} --reference {good} -o {out_dir} --judge openai:m "
+     "--base-url {unreachable} --max-retries 0", ("--base-url",)),
 ]  # fmt: skip
 
 
