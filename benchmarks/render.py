@@ -1060,6 +1060,61 @@ def gpu_memory() -> str:
     return text + note + "\n".join(speed) + "\n\n" + _provenance(suite) + "\n"
 
 
+def audit_speed() -> str:
+    """docs/audit.md: 5,000 augmented rows against 5,000 originals, every check and the
+    HTML, against cleanlab's Datalab on the same embeddings."""
+    run = load("audit_speed")
+    f = run["figures"]
+    rows = [
+        "| run | wall time | target | |",
+        "|---|---|---|---|",
+        f"| `augtool audit`, {f['augmented_rows']:,} EDA rows vs {f['reference_rows']:,} TREC "
+        "originals: start-up, encoder, embedding, cleanlab judge, distribution (MAUVE × 3 "
+        "seeds), diversity, duplicates, map and HTML | "
+        f"**{f['audit_seconds']:.1f} s** | < {f['target_seconds']:.0f} s | "
+        f"{_met(f['audit_seconds'], f['target_seconds'], higher=False)} |",
+        f"| peer: cleanlab `Datalab.find_issues` on the same embeddings and out-of-fold "
+        f"probabilities (label, outlier, near-duplicate, non-IID issues; no embedding, no "
+        f"start-up) | {f['peer_datalab_seconds']:.1f} s "
+        f"(audit / peer {f['ratio_audit_to_peer']:.1f}×) | | |",
+    ]
+    return "\n".join(rows) + "\n\n" + _provenance(run) + "\n"
+
+
+def audit_eda_trec() -> str:
+    """docs/audit.md: what the audit of the speed run says about EDA on TREC."""
+    run = load("audit_speed")
+    r = run["figures"]["report"]
+    label, dist, div, dup, nov = (
+        r["label"],
+        r["distribution"],
+        r["diversity"],
+        r["duplicates"],
+        r["novelty"],
+    )
+
+    def pm(entry: dict[str, Any], digits: int = 4) -> str:
+        return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
+
+    rows = [
+        "| check | figure | EDA rows | flagged rows |",
+        "|---|---|---|---|",
+        f"| label | fidelity (cleanlab judge) | {label['fidelity']:.3f} "
+        f"({label['issues']} issues) | {r['flagged']['label']} |",
+        f"| distribution | MAUVE; FID; precision / recall | {pm(dist['mauve'])}; "
+        f"{dist['fid']:.4f}; {dist['precision']:.3f} / {dist['recall']:.3f} "
+        f"| {r['flagged']['distribution']} (off-manifold) |",
+        f"| diversity | distinct-2 (originals); self-BLEU | {div['distinct_2']:.3f} "
+        f"({div['reference_distinct_2']:.3f}); {div['self_bleu']:.1f} | "
+        f"{r['flagged']['diversity']} (copies or overlap ≥ {nov['overlap_threshold']}) |",
+        f"| diversity | exact copies of an original | {100 * nov['exact_copy_share']:.1f}% | |",
+        f"| duplicates | exact / near (cosine ≥ {dup['threshold']}) of an original; internal "
+        f"| {dup['exact_original']} / {dup['near_original']}; "
+        f"{dup['exact_internal'] + dup['near_internal']} | {r['flagged']['duplicates']} |",
+    ]
+    return "\n".join(rows) + "\n\n" + _provenance(run) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "trec-bench-accuracy": trec_bench_accuracy,
     "trec-bench-seeds": trec_bench_seeds,
@@ -1084,6 +1139,8 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "coannotation-example": coannotation_example,
     "coannotation-quality": coannotation_quality,
     "scoring-memory": scoring_memory,
+    "audit-speed": audit_speed,
+    "audit-eda-trec": audit_eda_trec,
 }
 
 
