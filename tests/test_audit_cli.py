@@ -299,3 +299,42 @@ def test_bad_input_is_one_line(audit_data: dict, tmp_path: Path) -> None:
     assert_one_line_error(audit(aug, "--reference", ref, "--space", "model"), "--space")
     assert_one_line_error(audit(aug, "--reference", tmp_path / "missing.jsonl"), "missing.jsonl")
     assert not out.exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_llm_judge_verdicts_follow_the_replies_and_the_request_budget(
+    audit_data: dict, tmp_path: Path
+) -> None:
+    from augtool.testing.stub_openai import Reply, StubOpenAIServer
+
+    rows = [_aug(r, "llm-rewrite") for r in keyword_rows(1, seed=6, prefix="hard")]
+    rows.append(_aug({"id": "hard-extra", "text": "pizza and pasta", "label": "food"}))
+    rows += _mixed_rows()[:2]
+    aug = write_jsonl(tmp_path / "judged.jsonl", rows)
+    hard = rows[:4]
+    wrong_label = next(x for x in LABELS if x != hard[1]["label"])
+    replies = [hard[0]["label"], wrong_label, "no idea", hard[3]["label"]]  # A.3, in order
+    replies += ["Yes", "No", rows[5]["aug"]["parent_labels"][1]]  # A.4 step 1, then step 2
+    args = (
+        "audit", aug, "--reference", audit_data["reference"], "--judge", "openai:stub",
+        "--checks", "label", "--concurrency", 1, "--no-map",
+    )  # fmt: skip
+    with StubOpenAIServer() as server:
+        server.script(*[Reply(r) for r in replies])
+        result = run_cli(*args, "-o", tmp_path / "audit", "--base-url", server.base_url)
+        assert result.exit_code == 0, result.stderr
+        assert len(server.requests) == 7
+        # A budget smaller than the job stops it (exit 3) before anything is written.
+        stopped = run_cli(
+            *args, "-o", tmp_path / "cut", "--base-url", server.base_url, "--max-requests", 2,
+            "--no-cache",
+        )  # fmt: skip
+        assert stopped.exit_code == 3, stopped.stderr
+        assert "--max-requests 2 reached" in stopped.stderr
+        assert not (tmp_path / "cut").exists()
+    report = json.loads((tmp_path / "audit" / "report.json").read_text())
+    figures = report["checks"]["label"]["figures"]["judged"]
+    assert figures["unjudged"] == 1 and figures["rows"] == 5 and figures["issues"] == 2
+    assert figures["intrusion"] == {"none": 1, "inside": 1, "outside": 0, "unjudged": 0}
+    flagged = {f["id"]: f["reason"] for f in report["checks"]["label"]["flagged"]}
+    assert set(flagged) == {hard[1]["id"], rows[5]["id"]}
+    assert "inside intrusion" in flagged[rows[5]["id"]]
