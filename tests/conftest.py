@@ -108,6 +108,22 @@ def keyword_data(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def keyword_task_model(tmp_path_factory: pytest.TempPathFactory, tiny_model_store) -> Path:
+    """A tiny task model (``augtool train``) trained a few seconds on the keyword task."""
+    from cli_helpers import run_cli
+
+    root = tmp_path_factory.mktemp("keyword-model")
+    train = write_jsonl(root / "train.jsonl", keyword_rows(12, seed=1, prefix="tr"))
+    model = root / "model"
+    result = run_cli(
+        "train", train, "-o", model, "--encoder", tiny_model_store["st"],
+        "--epochs", 10, "--lr", 1e-3, "--head-lr", 1e-2, "--batch-size", 8,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    return model
+
+
+@pytest.fixture(scope="session")
 def tiny_llama_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "tiny-llama")
 

@@ -107,21 +107,8 @@ def test_offline_report_flags_planted_rows_and_gates_exit_4(audit_data: dict, tm
     assert_one_line_error(again, "already exists")
 
 
-@pytest.fixture(scope="module")
-def task_model(tmp_path_factory: pytest.TempPathFactory, tiny_model_store) -> Path:
-    root = tmp_path_factory.mktemp("audit-model")
-    train = write_jsonl(root / "train.jsonl", keyword_rows(12, seed=1, prefix="tr"))
-    model = root / "model"
-    result = run_cli(
-        "train", train, "-o", model, "--encoder", tiny_model_store["st"],
-        "--epochs", 10, "--lr", 1e-3, "--head-lr", 1e-2, "--batch-size", 8,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    return model
-
-
 def test_task_model_judge_flags_rows_it_predicts_otherwise(
-    audit_data: dict, task_model: Path, tmp_path: Path
+    audit_data: dict, keyword_task_model: Path, tmp_path: Path
 ) -> None:
     import numpy as np
 
@@ -130,12 +117,12 @@ def test_task_model_judge_flags_rows_it_predicts_otherwise(
     out = tmp_path / "audit"
     result = run_cli(
         "audit", audit_data["aug"], "--reference", audit_data["reference"], "-o", out,
-        "--judge", f"model:{task_model}", "--checks", "label,duplicates", "--json",
+        "--judge", f"model:{keyword_task_model}", "--checks", "label,duplicates", "--json",
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["space"] == "model" and report["judge"]["labels"] == sorted(LABELS)
-    model = TaskModel.load(task_model)
+    model = TaskModel.load(keyword_task_model)
     rows = audit_data["rows"]
     predicted = np.asarray(model.logits([r["text"] for r in rows])).argmax(axis=1)
     expected = {

@@ -108,20 +108,6 @@ def test_review_file_holds_exactly_the_rows_under_the_threshold(tmp_path: Path) 
     assert set(first["annotations"]) == {"field:f1", "field:f2", "field:f3"}
 
 
-@pytest.fixture(scope="module")
-def task_model(tmp_path_factory: pytest.TempPathFactory, tiny_model_store) -> Path:
-    """A tiny task model trained a few seconds on the keyword task."""
-    root = tmp_path_factory.mktemp("coannotate-model")
-    train = write_jsonl(root / "train.jsonl", keyword_rows(12, seed=1, prefix="tr"))
-    model = root / "model"
-    result = run_cli(
-        "train", train, "-o", model, "--encoder", tiny_model_store["st"],
-        "--epochs", 10, "--lr", 1e-3, "--head-lr", 1e-2, "--batch-size", 8,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    return model
-
-
 def _pool(tmp_path: Path) -> tuple[Path, Path, list[dict]]:
     rows = keyword_rows(4, seed=5, prefix="pool")
     for index, row in enumerate(rows):
@@ -134,14 +120,14 @@ def _pool(tmp_path: Path) -> tuple[Path, Path, list[dict]]:
 
 
 def test_cli_end_to_end_with_four_kinds_of_annotator(
-    tiny_llama: Path, task_model: Path, transformers_server: dict, tmp_path: Path
+    tiny_llama: Path, keyword_task_model: Path, transformers_server: dict, tmp_path: Path
 ) -> None:
     pool, labels, rows = _pool(tmp_path)
     out, review = tmp_path / "labelled.jsonl", tmp_path / "review.jsonl"
     annotators = [
         f"llama=hf:{tiny_llama}",
         f"served=openai:{transformers_server['model']}",
-        f"clf=model:{task_model}",
+        f"clf=model:{keyword_task_model}",
         "person=field:human",
     ]
     result = run_cli(
@@ -393,10 +379,10 @@ def test_exports_are_the_tools_import_formats_and_merge_reads_their_exports(
     assert "1 left undecided" in result.stdout
 
 
-def test_bad_input_is_one_line_and_writes_nothing(task_model: Path, tmp_path: Path) -> None:
+def test_bad_input_is_one_line_and_writes_nothing(keyword_task_model: Path, tmp_path: Path) -> None:
     pool, labels = _stub_pool(tmp_path)
     out = tmp_path / "out" / "labelled.jsonl"
-    two = ["--annotator", "field:label", "--annotator", f"model:{task_model}"]
+    two = ["--annotator", "field:label", "--annotator", f"model:{keyword_task_model}"]
 
     def fails(*args: object, fragments: tuple[str, ...]) -> None:
         assert_one_line_error(run_cli("coannotate", *args), *fragments)
