@@ -64,6 +64,8 @@ def test_novelty_wraps_leakage() -> None:
     assert by_id["y"]["bigram"] == pytest.approx(4 / 5)
     _, strict = novelty(["x", "y", "z"], aug, ref, threshold=0.9)
     assert [row["id"] for row in strict] == ["x"]
+    _, named = novelty(["x", "y", "z"], aug, ref, threshold=0.9, ref_ids=["fox", "turtle"])
+    assert named[0]["nearest_original"] == "fox" and "original 'fox'" in named[0]["reason"]
 
 
 def test_diversity_result_is_json() -> None:

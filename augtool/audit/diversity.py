@@ -131,6 +131,7 @@ def novelty(
     ref_emb: Any | None = None,
     *,
     threshold: float = 0.9,
+    ref_ids: Sequence[Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Leakage of each augmented row: overlap with its nearest original.
 
@@ -139,18 +140,23 @@ def novelty(
     an original (whitespace folded, case kept) or whose bigram overlap with the nearest
     original is >= ``threshold``. Returns ``(figures, flagged)``; flagged rows carry
     ``id``, ``kind`` (``copy-original`` or ``overlap-original``), ``reason``,
-    ``nearest_original`` (index into ``ref_texts``), ``unigram`` and ``bigram``.
+    ``nearest_original`` (its id from ``ref_ids``, else its index into ``ref_texts``),
+    ``unigram`` and ``bigram``.
     """
     _check_ids(aug_ids, aug_texts, "novelty")
+    if ref_ids is not None:
+        _check_ids(ref_ids, ref_texts, "novelty (originals)")
     report = leakage(aug_texts, ref_texts, aug_emb, ref_emb)
     flagged = []
     for row in report["details"]:
-        i, j = row["index"], row["nearest_index"]
+        i = row["index"]
+        j = ref_ids[row["nearest_index"]] if ref_ids is not None else row["nearest_index"]
+        shown = f"original {j!r}" if ref_ids is not None else f"original #{j}"
         if row["exact_copy"]:
-            kind, reason = "copy-original", f"exact copy of original #{j}"
+            kind, reason = "copy-original", f"exact copy of {shown}"
         elif row["bigram"] >= threshold:
             kind = "overlap-original"
-            reason = f"bigram overlap {row['bigram']:.2f} >= {threshold} with original #{j}"
+            reason = f"bigram overlap {row['bigram']:.2f} >= {threshold} with {shown}"
         else:
             continue
         flagged.append(
@@ -178,6 +184,7 @@ def diversity(
     overlap_threshold: float = 0.9,
     bleu_sample: int = 100,
     seed: int = 0,
+    ref_ids: Sequence[Any] | None = None,
 ) -> DiversityResult:
     """The ``diversity`` check: distinct-1/2 and self-BLEU of the augmented set (and
     distinct-1/2 of the originals, for comparison), plus novelty figures; flags the
@@ -191,7 +198,13 @@ def diversity(
         "self_bleu_sample": bleu_sample,
     }
     leak, flagged = novelty(
-        aug_ids, aug_texts, ref_texts, aug_emb, ref_emb, threshold=overlap_threshold
+        aug_ids,
+        aug_texts,
+        ref_texts,
+        aug_emb,
+        ref_emb,
+        threshold=overlap_threshold,
+        ref_ids=ref_ids,
     )
     figures["novelty"] = leak
     return DiversityResult(figures=figures, flagged=flagged)

@@ -123,6 +123,7 @@ def audit_sets(
                 overlap_threshold=settings.overlap_threshold,
                 bleu_sample=settings.bleu_sample,
                 seed=settings.seed,
+                ref_ids=[r.id for r in reference],
             )
             figures = dict(result.figures)
             flagged_share = len(result.flagged) / len(aset.records) if aset.records else 0.0
