@@ -60,22 +60,23 @@ FRACTION = Range(0, 1)  # probabilities, rates, thresholds on [0, 1] scores
 FRACTION_BELOW_ONE = Range(0, 1, high_open=True)
 ANY = Range()
 
-_COUNTS = """adaptor_epochs batch_size bins components concurrency ctc_texts decode_batch_size
-    grad_accum group group_size groups_per_sample iterations jobs k keep knn_k logging_steps
-    lora_alpha lora_r mauve_seeds max_chars max_completion_length max_decode_tokens
-    max_length max_new_tokens max_pairs max_requests max_samples max_steps max_target_tokens
-    min_group min_samples n n_aug name_words num_beams num_tokens pairs pe_iterations
-    pe_variations per_label save_every save_steps soft_tokens task_batch_size
-    task_epochs top_n_words variants"""
+_COUNTS = """adaptor_epochs batch_size bins bleu_sample components concurrency ctc_texts
+    decode_batch_size grad_accum group group_size groups_per_sample iterations jobs
+    k keep knn_k logging_steps lambda_bins lora_alpha lora_r mauve_seeds max_chars
+    max_completion_length max_decode_tokens max_length max_new_tokens max_pairs
+    max_requests max_samples max_steps max_target_tokens min_group min_samples n
+    n_aug name_words num_beams num_tokens pairs pe_iterations pe_variations
+    per_label save_every save_steps seeds soft_tokens task_batch_size task_epochs
+    top_n_words variants"""
 _NON_NEGATIVE = """adaptor_hidden checkpoint_every cluster cluster_selection_epsilon
     correction_epochs correction_steps head_hidden m max_errors max_outside max_retries
     noise_multiplier patience rpm seed shots temperature weight_decay beta xi
-    rounds sample"""
+    rounds sample worst"""
 _POSITIVE = "alpha head_lr lr max_eps max_minutes step_size task_lr timeout vllm_server_timeout"
-_FRACTIONS = """alpha_ri alpha_rs alpha_sr align_threshold drop_rate error_threshold keep_min
-    lam lora_dropout min_agreement min_confidence noise_rate p_rd pe_mask_prob threshold
-    warmup_ratio"""
-_FRACTIONS_BELOW_ONE = "dev_fraction dropout"
+_FRACTIONS = """alpha_ri alpha_rs alpha_sr align_threshold drop_rate duplicate_threshold
+    error_threshold keep_min lam lora_dropout min_agreement min_confidence noise_rate
+    overlap_threshold p_rd pe_mask_prob threshold warmup_ratio"""
+_FRACTIONS_BELOW_ONE = "align_quantile dev_fraction dropout"
 # Free-valued: scoring weights may be negative by design; thresholds on vote counts.
 _UNBOUNDED = "coverage_weight pe_threshold w_cosine w_ctc w_density w_geomedian w_pairwise"
 
@@ -89,6 +90,7 @@ RANGES: dict[str, Range] = {
     **dict.fromkeys(_UNBOUNDED.split(), ANY),
     "top_p": Range(0, 1, low_open=True),
     "min_cluster_size": Range(2),
+    "folds": Range(2),
     "epochs": POSITIVE,  # whole epochs for most trainers, fractional for lmmixup
 }
 
