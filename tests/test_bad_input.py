@@ -132,6 +132,11 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
      ("{missing_dir}",)),
     ("lmmixup-distill-nan", "lmmixup distill {lm_nan} --model openai:m -o {out}",
      ("{lm_nan}:2", "NaN")),
+    ("lmmixup-rate-judge", "lmmixup rate {lm_good} -o {out}", ("--judge", "required")),
+    ("lmmixup-rate-unreachable", "lmmixup rate {lm_good} -o {out} --judge openai:m "
+     "--base-url {unreachable} --max-retries 0", ("--base-url",)),
+    ("lmmixup-distill-unrated", "lmmixup distill {lm_good} --model openai:m -o {out} "
+     "--quality-bank {lm_good}", ("{lm_good}", "has no ratings", "--quality cosine")),
     # ---- co-annotation
     ("coannotate-one-annotator", "coannotate {good} -o {out} --labels {labels} "
      "--annotator field:label", ("--annotator", "at least two annotators, got 1")),

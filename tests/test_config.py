@@ -29,6 +29,7 @@ from augtool.methods.lmmixup.config import (
     BuildConfig,
     DistillConfig,
     GRPOTrainConfig,
+    RateConfig,
     SFTTrainConfig,
 )
 from augtool.methods.pinr.config import CondenseConfig, EvaluateConfig, PinrDecoderConfig
@@ -82,6 +83,7 @@ COMMANDS = [
     ("lmmixup sft", SFTTrainConfig),
     ("lmmixup grpo", GRPOTrainConfig),
     ("lmmixup distill", DistillConfig),
+    ("lmmixup rate", RateConfig),
     ("coannotate run", CoannotateConfig),
     ("coannotate merge", MergeConfig),
     ("coannotate report", ReportConfig),

@@ -168,6 +168,8 @@ def test_grpo_hands_trl_our_weighted_rewards(
         tiny_model_store["st"],
         "--reward",
         "quality=0.5,alignment=0.3,format=0.2",
+        "--quality",
+        "cosine",
     )
     assert result.exit_code == 0, result.stderr
     assert [f.__name__ for f in seen["funcs"]] == ["quality", "alignment", "format"]
@@ -177,7 +179,13 @@ def test_grpo_hands_trl_our_weighted_rewards(
     assert info["stage"] == "grpo" and info["rewards"] == pytest.approx(
         {"quality": 0.5, "alignment": 0.3, "format": 0.2}
     )
-    logged = [h for h in json.loads((out / "meta.json").read_text())["history"] if "reward" in h]
+    meta = json.loads((out / "meta.json").read_text())
+    calibration = meta["rewards"]["alignment"]["calibration"]
+    assert calibration["source"] == "auto" and calibration["quantile"] == 0.5
+    assert meta["rewards"]["alignment"]["threshold"] == calibration["threshold"]
+    assert calibration["own_inputs"]["q50"] == calibration["threshold"]
+    assert meta["rewards"]["quality"]["scorer"] == "cosine"
+    logged = [h for h in meta["history"] if "reward" in h]
     assert logged and all("rewards/format/mean" in h for h in logged)
 
 

@@ -86,8 +86,8 @@ def test_format_reward_per_row_schema_and_chat_completions() -> None:
     assert format_reward([instruction], "qa") == [0.5]
     with pytest.raises(ValueError, match="2 values for 1 completions"):
         format_reward([QA], ["qa", "qa"])
-    with pytest.raises(ValueError, match="unknown schema 'mcq'"):
-        format_reward([QA], "mcq")
+    with pytest.raises(ValueError, match="unknown schema 'yesno'"):
+        format_reward([QA], "yesno")
 
 
 # ------------------------------------------------------------------------- alignment
@@ -174,10 +174,13 @@ def test_alignment_with_real_encoder(tiny_encoder) -> None:
 # ------------------------------------------------------------------------------- knn
 
 
-def test_rating_reward_bands() -> None:
-    assert [rating_reward(r) for r in (5, 4.0, 3.999, 3.0, 2.999, 0)] == [
+def test_rating_reward_bands_follow_the_public_code() -> None:
+    # llm_mixup_bayes.py: >= 4 -> 1.0, == 3 -> 0.3, else 0 (3.999 gets 0 there too).
+    assert [rating_reward(r) for r in (5, 4.0, 3.999, 3.5, 3.0, 3, 2.999, 0)] == [
         1.0,
         1.0,
+        0.0,
+        0.0,
         0.3,
         0.3,
         0.0,
@@ -227,9 +230,13 @@ def test_knn_middle_rating_and_text_scoring() -> None:
     embed = FakeEmbed(vectors)
     bank = ["fine sample", "fine sample 2", "great sample", "great sample 2"]
     knn = KNNQuality(embed=embed, k=2, k_t=1).fit(bank, ratings=[3, 3, 5, 5])
-    # Near the items rated 3: expected rating just above 3 -> 0.3; near those rated 5 -> 1.0.
-    assert knn.score(["fine-looking answer", "great-looking answer"]) == [0.3, 1.0]
-    assert embed.calls == [bank, ["fine-looking answer", "great-looking answer"]]
+    # Near the items rated 3 the expected rating is just above 3, which the public rule
+    # scores 0 (only exactly 3 gets 0.3); near those rated 5 -> 1.0.
+    expected = knn.expected_ratings(embed(["fine-looking answer"]))
+    assert 3.0 < expected[0] < 3.1
+    assert knn.score(["fine-looking answer", "great-looking answer"]) == [0.0, 1.0]
+    assert embed.calls[0] == bank
+    assert embed.calls[-1] == ["fine-looking answer", "great-looking answer"]
     with pytest.raises(ValueError, match="not an integer 0-5"):
         KNNQuality(embed=embed).fit(bank, ratings=[3, 3, 5, 7])
     with pytest.raises(ValueError, match="3 ratings for a bank of 4"):
@@ -343,7 +350,7 @@ def test_quality_registry() -> None:
     knn = load_quality("knn", k=1, embeddings=np.array([unit(0)]))
     assert isinstance(knn, KNNQuality) and knn.score_embeddings(np.array([unit(0)])) == [1.0]
     with pytest.raises(
-        UnknownNameError, match=r"unknown quality scorer 'bleu' \(known: judge, knn\)"
+        UnknownNameError, match=r"unknown quality scorer 'bleu' \(known: cosine, judge, knn\)"
     ):
         load_quality("bleu")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,6 +25,7 @@ from augtool.methods.lmmixup.config import (
     BuildConfig,
     DistillConfig,
     GRPOTrainConfig,
+    RateConfig,
     SFTTrainConfig,
 )
 
@@ -138,8 +139,10 @@ def _training_meta(
     result: TrainResult,
     started: float,
     rejects: list,
+    rewards: dict | None = None,
 ) -> None:
-    """Provenance of a training run (loss / reward history, resume) and the rejects."""
+    """Provenance of a training run (loss / reward history, resume, the rewards' scorers
+    and the alignment threshold's calibration) and the rejects."""
     from augtool.data import build_meta, write_meta
 
     write_meta(
@@ -151,7 +154,11 @@ def _training_meta(
             seed=settings.seed,
             started=started,
             counts={"steps": result.steps},
-            extra={"history": result.history, "resumed_from": result.resumed_from},
+            extra={
+                "history": result.history,
+                "resumed_from": result.resumed_from,
+                **({"rewards": rewards} if rewards else {}),
+            },
         ),
     )
     report_rejects(output, rejects)
@@ -203,11 +210,24 @@ def grpo(
     started = time.time()
     settings = make_config(ctx, GRPOTrainConfig, config)
     rows, rejects = _training_rows(file, model, output, overwrite, skip_invalid)
+
+    def calibration(encoder: Any) -> tuple[float, dict]:
+        from augtool.methods.lmmixup.calibrate import calibrate_alignment
+
+        return calibrate_alignment(
+            [row["target"] for row in rows],
+            [row["inputs"] for row in rows],
+            encoder.encode,
+            quantile=settings.align_quantile,
+            seed=settings.seed,
+        )
+
     scorers = make_scorers(
         settings,
         default_bank=[row["target"] for row in rows],
         device=settings.device,
         judge_options=settings.judge_options(),
+        calibration=calibration,
     )
     funcs, weights = reward_functions(
         settings.weights, alignment=scorers.alignment, quality=scorers.quality
@@ -225,10 +245,107 @@ def grpo(
             )
     finally:
         scorers.close()
-    _training_meta(output, "lmmixup grpo", settings, file, result, started, rejects)
+    _training_meta(
+        output, "lmmixup grpo", settings, file, result, started, rejects, scorers.describe
+    )
     reward = next((h["reward"] for h in reversed(result.history) if "reward" in h), None)
     tail = f", last mean reward {reward:.4f}" if reward is not None else ""
     say(f"saved the GRPO model to {output} ({result.steps} steps{tail})")
+
+
+@app.command("rate")
+@handle_errors
+@config_options(RateConfig)
+def rate(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Clean samples to rate (JSONL, any schema).")],
+    output: OutputOpt,
+    overwrite: OverwriteOpt = False,
+    skip_invalid: SkipInvalidOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Rate samples with an LLM judge (the public code's rubric) into a quality bank for
+    --quality knn; cached, resumable, capped by --max-requests."""
+    from augtool.cli.console import print_warning
+    from augtool.core.generation import (
+        OPERATIONAL_OPTIONS,
+        RequestBudget,
+        RequestBudgetExhausted,
+        load_llm,
+    )
+    from augtool.core.generation.jobs import JobSummary, run_tasks, write_failures
+    from augtool.data import JsonlWriter, build_meta, run_key, write_meta
+    from augtool.data.provenance import config_dict, file_fingerprint
+    from augtool.methods.lmmixup.rating import rating_tasks, sample_for_rating
+    from augtool.methods.lmmixup.schema import read_samples
+
+    started = time.time()
+    settings = make_config(ctx, RateConfig, config)
+    rejects: list = []
+    samples, schema = read_samples(file, settings.schema, rejects=rejects if skip_invalid else None)
+    chosen = sample_for_rating(samples, settings.sample, settings.seed)
+    llm = load_llm(settings.judge, **settings.backend_options())
+    try:
+        llm.check()
+    except BaseException:
+        llm.close()
+        raise
+    identity = {k: v for k, v in config_dict(settings).items() if k not in OPERATIONAL_OPTIONS}
+    key = run_key("lmmixup rate", settings=identity, input=file_fingerprint(file))
+    tasks = rating_tasks(chosen, settings.seed, settings.judge)
+    writer = JsonlWriter(output, run_key=key, overwrite=overwrite, inputs=[file])
+    summary = JobSummary()
+    budget = RequestBudget(settings.max_requests)
+    try:
+        with writer, progress_reporter() as reporter:
+            if writer.resumed:
+                reporter.log(f"resuming: {writer.resumed} samples already rated")
+            run_tasks(
+                tasks,
+                llm,
+                settings.params(),
+                writer,
+                budget=budget,
+                reporter=reporter,
+                summary=summary,
+            )
+            writer.commit()
+    except RequestBudgetExhausted as exc:
+        write_failures(output, summary.failed)
+        print_error(f"{exc}; {summary.written + summary.resumed} rated so far, rerun to continue")
+        raise typer.Exit(exc.exit_code) from None
+    finally:
+        llm.close()
+    failed = write_failures(output, summary.failed)
+    rated = summary.resumed + summary.written
+    write_meta(
+        output,
+        build_meta(
+            "lmmixup rate",
+            config=settings,
+            inputs=[file],
+            seed=settings.seed,
+            started=started,
+            models={"judge": llm.identity()},
+            counts={
+                "samples": len(samples),
+                "asked": len(chosen),
+                "rated": rated,
+                "no_rating": len(summary.failed),
+                "requests": summary.requests,
+                "from_cache": summary.cached,
+                "schema": schema,
+            },
+            extra={"prompt": "lmmixup.rate (the public code's rubric, word for word)"},
+        ),
+    )
+    report_rejects(output, rejects)
+    if failed is not None:
+        print_warning(
+            f"{len(summary.failed)} samples got no readable rating (left out, not guessed); "
+            f"see {failed}"
+        )
+    say(f"wrote {rated} rated samples of {len(chosen)} to {output}")
 
 
 @app.command("distill")
@@ -273,11 +390,13 @@ def distill(
             "model", f"{model!r}: give hf:<id or path>, openai:<model> or a local model folder"
         )
     llm = load_llm(spec, **settings.backend_options())
+    unused = {"source": "unused: distill has no references; alignment is input coverage"}
     scorers = make_scorers(
         settings,
         default_bank=None,
         device=settings.device,
         judge_options=settings.judge_options(),
+        calibration=lambda encoder: (1.0, unused),
     )
     weights = settings.weights
 

@@ -516,6 +516,26 @@ LMMIXUP_JUDGE = PromptTemplate(
 )
 
 
+#: LM-mixup's rating rubric, word for word from the public code (yuu250/LM-mixup,
+#: data_process/gpt_rating.py, ``build_rubric`` and the prompt built from it): one user
+#: message; ``{task_desc}``/``{task_name}`` name the schema (``RATING_TASKS``).
+LMMIXUP_RATE = PromptTemplate(
+    id="lmmixup.rate",
+    source="LM-mixup public code, data_process/gpt_rating.py (build_rubric), word for word",
+    required={"sample", "task_desc", "task_name"},
+    user=(
+        "You are a data-quality estimator. "
+        "Rate this {task_desc} on "
+        "Rarity, Complexity, Informativeness, and Overall (1-10 integers).\n"
+        "Return ONLY a JSON object like:\n"
+        '{{ "Rarity": <int>, "Complexity": <int>, '
+        '"Informativeness": <int>, "Overall rating": <int> }}\n\n'
+        "### {task_name}:\n"
+        "\n\n### Output:\n{sample}\n\n### Rating:"
+    ),
+)
+
+
 # ----------------------------------------------------------------------------------------
 # The built-in templates of each step, by prompt style
 
@@ -555,6 +575,7 @@ PROMPTS: dict[str, PromptTemplate] = {
         LMMIXUP_FUSE,
         LMMIXUP_PARAPHRASE,
         LMMIXUP_JUDGE,
+        LMMIXUP_RATE,
     )
 }
 

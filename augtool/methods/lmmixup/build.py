@@ -34,7 +34,7 @@ from augtool.methods.lmmixup.degrade import (
     paraphrase_prompt,
     targets_of,
 )
-from augtool.methods.lmmixup.schema import FIELDS, Sample, mixup_prompt, render_fields
+from augtool.methods.lmmixup.schema import FIELDS, SPECS, Sample, mixup_prompt, render_fields
 
 METHOD = "lmmixup-build"
 
@@ -177,7 +177,8 @@ def _build_variant(
 
     When the planned degradations leave the sample unchanged (one-word values, no
     synonyms...), the other configured degradations and then ``noise`` are tried in a
-    random order; a doubled character is the last resort. Inputs never equal the target.
+    random order; a doubled character in the main content field is the last resort.
+    Inputs never equal the target.
     """
     schema = sample.schema
     names = list(names)
@@ -192,8 +193,8 @@ def _build_variant(
         candidate = degrade_fields(schema, values, [extra], rng, settings)
         if _changed(schema, candidate, sample.fields):
             return render_fields(schema, candidate), [*names, extra], True
-    last = FIELDS[schema][-1]
-    values[last] = force_typo(values[last], rng)
+    main = SPECS[schema].main  # never an answer letter or True/False
+    values[main] = force_typo(values[main], rng)
     if "noise" not in names:
         names.append("noise")
     return render_fields(schema, values), names, True

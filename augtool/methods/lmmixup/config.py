@@ -15,9 +15,32 @@ from augtool.errors import OptionError
 
 DEGRADATIONS = ("noise", "drop", "truncation", "redundancy", "paraphrase")
 REWARDS = ("quality", "alignment", "format")
-QUALITY_SCORERS = ("knn", "judge")
-SCHEMA_CHOICES = ("auto", "instruction", "qa")
-DEFAULT_WEIGHTS = "quality=0.7,alignment=0.2,format=0.1"
+#: knn: the public code's Bayesian k-NN over a rated bank (``lmmixup rate``); cosine: mean
+#: cosine to the nearest bank samples (no ratings needed); judge: an LLM rates each sample.
+QUALITY_SCORERS = ("knn", "cosine", "judge")
+#: The public training config's weights (yuu250/LM-mixup examples/config_mixup_bayes.yaml).
+DEFAULT_WEIGHTS = "quality=0.5,alignment=0.4,format=0.1"
+#: ``--align-threshold auto``: the threshold comes from the mixture itself.
+AUTO = "auto"
+
+
+def schema_choices() -> tuple[str, ...]:
+    """``auto`` and every schema :mod:`augtool.methods.lmmixup.schema` knows."""
+    from augtool.methods.lmmixup.schema import SCHEMAS
+
+    return ("auto", *SCHEMAS)
+
+
+def parse_threshold(value: str | float, option: str = "align_threshold") -> float | None:
+    """``auto`` -> ``None`` (calibrate on the mixture); else a cosine in (0, 1]."""
+    if str(value).strip().lower() == AUTO:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise OptionError(option, f"{value!r}: give auto or a cosine in (0, 1]") from None
+    check(0 < number <= 1, option, f"{value!r}: give auto or a cosine in (0, 1]")
+    return number
 
 
 def parse_range(spec: str, option: str = "group_size") -> tuple[int, int]:
@@ -107,7 +130,12 @@ class BuildConfig:
         },
     )
     schema: str = field(
-        default="auto", metadata={"help": "auto, instruction (instruction/input/output) or qa."}
+        default="auto",
+        metadata={
+            "help": "auto (from the first row), instruction (instruction/input/output), qa "
+            "(question/answer), mcq (question/options/answer), cs (category/statement), "
+            "tfq (statement/answer) or paragraph."
+        },
     )
     max_samples: int | None = field(
         default=None, metadata={"help": "Use only a seeded random subset of this many samples."}
@@ -148,7 +176,9 @@ class BuildConfig:
         check(0 <= self.drop_rate < 1, "drop_rate", "must be in [0, 1)")
         check(0 < self.keep_min <= 1, "keep_min", "must be in (0, 1]")
         check(
-            self.schema in SCHEMA_CHOICES, "schema", f"must be one of {', '.join(SCHEMA_CHOICES)}"
+            self.schema in schema_choices(),
+            "schema",
+            f"must be one of {', '.join(schema_choices())}",
         )
         check(self.max_samples is None or self.max_samples >= 1, "max_samples", "must be >= 1")
         check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
@@ -187,24 +217,35 @@ class RewardConfig:
     quality: str = field(
         default="knn",
         metadata={
-            "help": "Quality scorer: knn (similarity to a bank of high-quality samples) or "
-            "judge (an LLM with a rubric)."
+            "help": "Quality scorer: knn (the public code's Bayesian k-NN over a rated bank, "
+            "--quality-bank from `lmmixup rate`), cosine (mean cosine to the nearest bank "
+            "samples; no ratings needed) or judge (an LLM rates each sample)."
         },
     )
     quality_bank: str | None = field(
         default=None,
         metadata={
-            "help": "knn: JSONL of high-quality samples (optional 'rating' 0-5); by default "
-            "the clean targets of the training file."
+            "help": "knn: the rated bank written by `lmmixup rate` (every row a 'rating' "
+            "0-5); cosine: any JSONL of good samples (grpo: default the training file's "
+            "clean targets)."
         },
     )
     knn_k: int = field(default=16, metadata={"help": "knn: neighbours looked at."})
     judge_llm: str | None = field(
         default=None, metadata={"help": "judge: the rating LLM, hf:<model> or openai:<model>."}
     )
-    align_threshold: float = field(
-        default=0.8,
-        metadata={"help": "Alignment: cosine to the reference that counts as aligned (1)."},
+    align_threshold: str = field(
+        default=AUTO,
+        metadata={
+            "help": "Alignment: cosine to the reference that counts as aligned (1). auto "
+            "(grpo): derived from the mixture with --encoder, the --align-quantile quantile "
+            "of the cosines between each target and its own degraded inputs (recorded in "
+            "meta.json); the public code's 0.8 was set for BGE-M3."
+        },
+    )
+    align_quantile: float = field(
+        default=0.5,
+        metadata={"help": "Alignment, --align-threshold auto: the quantile taken."},
     )
     coverage_weight: float = field(
         default=0.0,
@@ -223,7 +264,8 @@ class RewardConfig:
             f"must be one of {', '.join(QUALITY_SCORERS)}",
         )
         check(self.knn_k >= 1, "knn_k", "must be at least 1")
-        check(0 < self.align_threshold <= 1, "align_threshold", "must be in (0, 1]")
+        parse_threshold(self.align_threshold)
+        check(0 < self.align_quantile < 1, "align_quantile", "must be in (0, 1)")
         check(0 <= self.coverage_weight <= 1, "coverage_weight", "must be in [0, 1]")
         if self.quality == "judge" and self.weights.get("quality", 0) > 0:
             check(bool(self.judge_llm), "judge_llm", "--quality judge needs --judge-llm")
@@ -231,6 +273,11 @@ class RewardConfig:
     @property
     def weights(self) -> dict[str, float]:
         return parse_weights(self.reward)
+
+    @property
+    def fixed_threshold(self) -> float | None:
+        """The alignment threshold given by number, or ``None`` for ``auto``."""
+        return parse_threshold(self.align_threshold)
 
 
 @dataclass
@@ -258,7 +305,13 @@ class TrainingOptions:
         default=True,
         metadata={"help": "Merge the LoRA weights into the saved model (--no-merge: adapter)."},
     )
-    max_length: int = field(default=1024, metadata={"help": "Longest prompt + target, in tokens."})
+    max_length: int = field(
+        default=2400,
+        metadata={
+            "help": "Longest prompt + target, in tokens (the public code's 2,400); longer "
+            "pairs are skipped."
+        },
+    )
     save_steps: int = field(default=100, metadata={"help": "Checkpoint every this many steps."})
     logging_steps: int = field(default=10, metadata={"help": "Log metrics every this many steps."})
     seed: int = field(default=0, metadata={"help": "Seed of initialisation, order and sampling."})
@@ -331,10 +384,17 @@ class GRPOTrainConfig(TrainingOptions, RewardConfig):
 
     lr: float = field(default=5e-6, metadata={"help": "Learning rate (AdamW)."})
     group: int = field(
-        default=8, metadata={"help": "Completions sampled per prompt (the GRPO group)."}
+        default=4,
+        metadata={
+            "help": "Completions sampled per prompt (the GRPO group; the public config's n = 4)."
+        },
     )
     max_completion_length: int = field(
-        default=256, metadata={"help": "Longest sampled completion, in tokens."}
+        default=2400,
+        metadata={
+            "help": "Longest sampled completion, in tokens (the public config's 2,400: "
+            "replies with reasoning need room to reach </answer>)."
+        },
     )
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
     beta: float = field(
@@ -417,7 +477,12 @@ class DistillConfig(RewardConfig):
         default=0.5, metadata={"help": "Keep fused samples whose weighted reward is >= this."}
     )
     schema: str = field(
-        default="auto", metadata={"help": "auto, instruction (instruction/input/output) or qa."}
+        default="auto",
+        metadata={
+            "help": "auto (from the first row), instruction (instruction/input/output), qa "
+            "(question/answer), mcq (question/options/answer), cs (category/statement), "
+            "tfq (statement/answer) or paragraph."
+        },
     )
     max_new_tokens: int = field(default=512, metadata={"help": "Longest fused sample, in tokens."})
     temperature: float = field(default=0.0, metadata={"help": "Sampling temperature (0: greedy)."})
@@ -460,7 +525,9 @@ class DistillConfig(RewardConfig):
         )
         check(0 <= self.threshold <= 1, "threshold", "must be in [0, 1]")
         check(
-            self.schema in SCHEMA_CHOICES, "schema", f"must be one of {', '.join(SCHEMA_CHOICES)}"
+            self.schema in schema_choices(),
+            "schema",
+            f"must be one of {', '.join(schema_choices())}",
         )
         check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
         check(self.temperature >= 0, "temperature", "must be >= 0")
@@ -484,3 +551,72 @@ class DistillConfig(RewardConfig):
             "base_url": self.judge_base_url,
             "api_key_env": self.judge_api_key_env,
         }
+
+
+@dataclass
+class RateConfig:
+    """Rate clean samples 1-10 with an LLM judge (the public code's rubric) into a quality
+    bank: each row gets ``rating`` (0-5, the public code's compression of the overall
+    rating) and ``rating_detail``; ``grpo``/``distill`` read it with ``--quality-bank``."""
+
+    judge: str = field(
+        default="",
+        metadata={
+            "help": "The rating LLM: openai:<model> (e.g. gpt-4o-mini, as "
+            "the public code) or hf:<model>."
+        },
+    )
+    sample: int = field(
+        default=0,
+        metadata={"help": "Rate a seeded random sample of this many samples (0: all)."},
+    )
+    schema: str = field(
+        default="auto",
+        metadata={"help": "auto (from the first row), instruction, qa, mcq, cs, tfq or paragraph."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the sample and the requests."})
+    max_new_tokens: int = field(default=128, metadata={"help": "Longest judge reply, in tokens."})
+    temperature: float = field(
+        default=0.0, metadata={"help": "Judge sampling temperature (0: greedy)."}
+    )
+    base_url: str | None = field(
+        default=None, metadata={"help": "openai: server URL, or several comma-separated."}
+    )
+    api_key_env: str = field(
+        default="OPENAI_API_KEY", metadata={"help": "openai: variable holding the API key."}
+    )
+    concurrency: int = field(default=8, metadata={"help": "openai: requests in flight."})
+    rpm: float = field(default=0.0, metadata={"help": "openai: requests per minute (0: no cap)."})
+    timeout: float = field(default=60.0, metadata={"help": "openai: seconds per request."})
+    max_retries: int = field(default=5, metadata={"help": "openai: retries per request."})
+    batch_size: int = field(default=16, metadata={"help": "hf: prompts per generation batch."})
+    device: str = field(default="auto", metadata={"help": "hf: auto, cpu, cuda, cuda:N or mps."})
+    dtype: str = field(default="auto", metadata={"help": "hf: weights dtype."})
+    device_map: str | None = device_map_field()
+    load_in_4bit: bool = load_in_4bit_field()
+    cache: bool = field(default=True, metadata={"help": "Use the LLM response cache."})
+    max_requests: int | None = field(
+        default=None, metadata={"help": "Stop after this many LLM calls; rerun to continue."}
+    )
+
+    def __post_init__(self) -> None:
+        check(bool(self.judge.strip()), "judge", "is required: openai:<model> or hf:<model>")
+        check(self.sample >= 0, "sample", "must be >= 0 (0: every sample)")
+        check(
+            self.schema in schema_choices(),
+            "schema",
+            f"must be one of {', '.join(schema_choices())}",
+        )
+        check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
+        check(self.temperature >= 0, "temperature", "must be >= 0")
+        check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+        check_device_map(self.device_map)
+        check(self.max_requests is None or self.max_requests >= 1, "max_requests", "must be >= 1")
+
+    def params(self) -> GenerationParams:
+        return GenerationParams(self.max_new_tokens, self.temperature, 1.0)
+
+    def backend_options(self) -> dict[str, Any]:
+        from augtool.core.generation import backend_options
+
+        return backend_options(self)

@@ -12,14 +12,13 @@ returns the degraded text:
 
 Texts are handled as lines of words: line breaks survive every degradation (GSM8K
 answers are multi-line), runs of spaces inside a line become one space.
-:func:`degrade_fields` applies a list of degradations to a sample's field values, never
-to its ``Tag:`` labels.
+:func:`degrade_fields` applies a list of degradations to a sample's text field values, never
+to its ``Tag:`` labels, an ``mcq`` answer letter or a ``tfq`` True/False.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,14 +26,15 @@ from augtool.core.generation.jobs import ReplyRejected, clean_reply
 from augtool.core.generation.params import Message
 from augtool.core.generation.prompts import LMMIXUP_PARAPHRASE
 from augtool.methods.eda import Sentence, Synonyms, random_swap, synonym_replacement
-from augtool.methods.lmmixup.schema import FIELDS, TAGS
+from augtool.methods.lmmixup.schema import FIELDS, SPECS, label_lines, parse_fields, render_fields
 
 #: The order in which stacked degradations are applied: content rewrites first, then
 #: cuts, then surface noise (so truncation can cut into redundant content and typos are
 #: not paraphrased away).
 ORDER = ("paraphrase", "redundancy", "truncation", "drop", "noise")
-#: Degradations that act on the last field only (the output / answer).
-LAST_FIELD_ONLY = frozenset({"truncation", "redundancy"})
+#: Degradations that act on the schema's main content field only (the output, the answer,
+#: the question of an ``mcq``, the statement of a ``cs`` or ``tfq``, the paragraph).
+MAIN_FIELD_ONLY = frozenset({"truncation", "redundancy"})
 #: Degradations that can use an LLM paraphrase of the clean value.
 USES_PARAPHRASE = frozenset({"paraphrase", "redundancy"})
 
@@ -280,8 +280,7 @@ def ordered(names: list[str]) -> list[str]:
 
 def tag_lines(schema: str, text: str) -> int:
     """How many lines of ``text`` start like a field label of ``schema`` (``A:``...)."""
-    tags = "|".join(re.escape(TAGS[name]) for name in FIELDS[schema])
-    return len(re.findall(rf"^\s*(?:{tags})\s*:", text, flags=re.MULTILINE | re.IGNORECASE))
+    return label_lines(schema, text)
 
 
 def clean_paraphrase(reply: str, original: str, schema: str) -> str:
@@ -314,12 +313,18 @@ Rewrites = dict[tuple[str, str], str]
 
 
 def targets_of(schema: str, values: dict[str, str], name: str) -> list[str]:
-    """The fields a degradation acts on: the last field for truncation/redundancy,
-    every non-empty field for the others."""
-    last = FIELDS[schema][-1]
-    if name in LAST_FIELD_ONLY:
-        return [last] if (values.get(last) or "").strip() else []
-    return [n for n in FIELDS[schema] if (values.get(n) or "").strip()]
+    """The fields a degradation acts on: the main content field for truncation/redundancy,
+    every non-empty text field for the others (never an answer letter or True/False)."""
+    spec = SPECS[schema]
+    if name in MAIN_FIELD_ONLY:
+        return [spec.main] if (values.get(spec.main) or "").strip() else []
+    return [n for n in spec.text_fields if (values.get(n) or "").strip()]
+
+
+def reads_back(schema: str, values: dict[str, str]) -> bool:
+    """Whether the text of ``values`` parses back into exactly these (stripped) values."""
+    expected = {n: (values.get(n) or "").strip() for n in FIELDS[schema]}
+    return parse_fields(schema, render_fields(schema, expected)) == expected
 
 
 def degrade_fields(
@@ -334,8 +339,9 @@ def degrade_fields(
 
     ``rewrites[(field, name)]`` is an LLM paraphrase of the clean value of ``field`` for
     ``paraphrase`` / ``redundancy``; missing ones fall back to the rule-based paraphrase.
-    A result that would add field-label lines to a value is not kept (the value stays as
-    it was), so the variant always parses back into the schema's fields.
+    A result that would add field-label lines to a value, or whose text would not read
+    back into the same fields, is not kept (the value stays as it was), so the variant
+    always parses back into the schema's fields.
     """
     rewrites = rewrites or {}
     current = {n: (values.get(n) or "").strip() for n in FIELDS[schema]}
@@ -344,8 +350,12 @@ def degrade_fields(
         for target in targets_of(schema, current, name):
             before = current[target]
             after = degrader(before, rng, settings, rewrites.get((target, name)))
-            if after.strip() and tag_lines(schema, after) <= tag_lines(schema, before):
-                current[target] = after
+            if not after.strip() or tag_lines(schema, after) > tag_lines(schema, before):
+                continue
+            candidate = {**current, target: after}
+            # (a sample that did not read back before is only held to the label count)
+            if reads_back(schema, candidate) or not reads_back(schema, current):
+                current = candidate
     return current
 
 

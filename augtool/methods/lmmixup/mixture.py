@@ -2,8 +2,9 @@
 made from them.
 
 A row: ``{"id", "schema", "inputs": [low-quality texts], "target": clean sample text}``
-(plus ``target_fields`` and ``aug``). SFT learns ``prompt(inputs) -> <answer>target</answer>``;
-GRPO samples completions of ``prompt(inputs)`` and scores them against ``target``.
+(plus ``target_fields`` and ``aug``); a file holds one schema. SFT learns
+``prompt(inputs) -> <answer>target</answer>``; GRPO samples completions of
+``prompt(inputs)`` and scores them against ``target``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from augtool.data.jsonl import Rejected, check_input_file, iter_json_lines, reject_row
 from augtool.errors import DataError
-from augtool.methods.lmmixup.schema import SCHEMAS, mixup_prompt, wrap_answer
+from augtool.methods.lmmixup.schema import SCHEMAS, mixed_schemas, mixup_prompt, wrap_answer
 
 
 def _check_row(row: Any) -> dict[str, Any]:
@@ -43,12 +44,15 @@ def read_mixture(
     path: str | Path, *, rejects: list[Rejected] | None = None
 ) -> list[dict[str, Any]]:
     """Every valid mixture row of ``path``; a bad row is a one-line error naming the line
-    (or goes to ``rejects``); an empty file is an error."""
+    (or goes to ``rejects``); an empty file is an error. Every row has the schema of the
+    first valid one (a row of another schema is a bad row: one schema per file)."""
     path = check_input_file(path)
     rows: list[dict[str, Any]] = []
     for number, raw, obj in iter_json_lines(path, rejects=rejects):
         try:
             row = _check_row(obj)
+            if rows and row["schema"] != rows[0]["schema"]:
+                raise ValueError(mixed_schemas(row["schema"], rows[0]["schema"]))
         except ValueError as exc:
             reject_row(path, number, str(exc), raw, rejects)
             continue

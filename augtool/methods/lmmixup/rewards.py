@@ -44,7 +44,8 @@ Embed = Callable[[list[str]], np.ndarray]
 Completion = str | list[dict[str, Any]]
 RewardFunction = Callable[..., list[float]]
 
-#: Quality rewards of an expected 0-5 rating: at least 4 -> 1.0, at least 3 -> 0.3, else 0.
+#: Quality rewards of a 0-5 rating, the public code's rule: at least 4 -> 1.0, exactly 3 ->
+#: 0.3, else 0 (an expected rating strictly between 3 and 4 gets 0, as there).
 HIGH_RATING, MID_RATING, MID_REWARD = 4.0, 3.0, 0.3
 
 
@@ -224,10 +225,13 @@ class QualityScorer(ABC):
 
 
 def rating_reward(rating: float) -> float:
-    """The reward of a 0-5 rating: 1.0 from 4 up, 0.3 from 3 up, else 0."""
+    """The reward of a 0-5 rating as the public code maps it (``llm_mixup_bayes.py``):
+    1.0 from 4 up, 0.3 at exactly 3, else 0. For the Bayesian k-NN's expected rating the
+    0.3 branch almost never fires (an expectation is rarely exactly 3); for a judge's
+    integer rating it does."""
     if rating >= HIGH_RATING:
         return 1.0
-    if rating >= MID_RATING:
+    if rating == MID_RATING:
         return MID_REWARD
     return 0.0
 
@@ -375,6 +379,20 @@ class KNNQuality(QualityScorer):
         return self.score_embeddings(self.embed(list(texts)))
 
 
+class CosineQuality(KNNQuality):
+    """Quality as the mean cosine of a text's ``k`` nearest bank samples, clipped to
+    ``[0, 1]``: similarity to good samples, for a bank without ratings (``--quality
+    cosine``). Ratings given to :meth:`fit` are ignored."""
+
+    def fit(
+        self,
+        bank_texts: Sequence[str] | None,
+        ratings: Sequence[int] | None = None,
+        embeddings: np.ndarray | None = None,
+    ) -> KNNQuality:
+        return super().fit(bank_texts, None, embeddings)
+
+
 JUDGE_PARAMS = GenerationParams(max_new_tokens=64, temperature=0.0)
 
 
@@ -475,6 +493,7 @@ class JudgeQuality(QualityScorer):
 
 QUALITY: Registry[type[QualityScorer]] = Registry("quality scorer")
 QUALITY.register("knn", KNNQuality)
+QUALITY.register("cosine", CosineQuality)
 QUALITY.register("judge", JudgeQuality)
 
 
