@@ -1060,6 +1060,39 @@ def gpu_memory() -> str:
     return text + note + "\n".join(speed) + "\n\n" + _provenance(suite) + "\n"
 
 
+def lmmixup_gpu_estimate() -> str:
+    """docs/lmmixup.md: estimated memory and compute of one GRPO step at 0.5B-7B."""
+    run = load("lmmixup_gpu_estimate")
+    f, cfg = run["figures"], run["settings"]
+    rows = [
+        "| model (Qwen2.5 shape) | training | trainer GPU | with `--use-vllm` | of which "
+        "KV cache | weights sent to vLLM per step | generation floor on an H200 | "
+        "compute per step |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in f.items():
+        for mode, label in (("lora", f"LoRA r {cfg['lora_r']}"), ("full", "full fine-tuning")):
+            e = entry[mode]
+            rows.append(
+                f"| {name} ({entry['parameters'] / 1e9:.2f}B parameters) | {label} | "
+                f"{e['trainer_gpu_gib']:.1f} GiB | {e['trainer_gpu_with_vllm_gib']:.1f} GiB | "
+                f"{e['kv_cache_gib']:.2f} GiB | {e['vllm_sync_gib_per_step']:.1f} GiB | "
+                f"{e['decode_floor_s_h200']:.2f} s | {e['generation_tflops']:.0f} + "
+                f"{e['training_tflops']:.0f} TFLOPs |"
+            )
+    note = (
+        f"\n**Estimated** from the configurations (no GPU run): one step of "
+        f"{cfg['completions_per_step']} completions (`--group {cfg['group']}`), "
+        f"{cfg['prompt_tokens']}-token prompts, completions at the full "
+        f"{cfg['completion_tokens']:,} tokens; memory of weights (bf16), the reference "
+        "copy and AdamW states (full fine-tuning), the KV cache and the log-probability "
+        "pass; compute as generation + training FLOPs; the generation floor is the weights "
+        f"read once per completion position at {cfg['h200_bandwidth_tbps']} TB/s "
+        "(`benchmarks/lmmixup_gpu_estimate.py`).\n\n"
+    )
+    return "\n".join(rows) + note + _provenance(run) + "\n"
+
+
 def audit_speed() -> str:
     """docs/audit.md: 5,000 augmented rows against 5,000 originals, every check and the
     HTML, against cleanlab's Datalab on the same embeddings."""
@@ -1140,6 +1173,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "coannotation-quality": coannotation_quality,
     "scoring-memory": scoring_memory,
     "audit-speed": audit_speed,
+    "lmmixup-gpu-estimate": lmmixup_gpu_estimate,
     "audit-eda-trec": audit_eda_trec,
 }
 
