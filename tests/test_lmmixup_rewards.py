@@ -14,14 +14,13 @@ from augtool.core.generation.jobs import derive_seed
 from augtool.core.generation.params import Failure, GenerationParams
 from augtool.core.registry import UnknownNameError
 from augtool.methods.lmmixup.config import QUALITY_SCORERS
+from augtool.methods.lmmixup.rating import compress_overall, first_json_object
 from augtool.methods.lmmixup.rewards import (
     QUALITY,
     AlignmentScorer,
     JudgeQuality,
     KNNQuality,
     QualityScorer,
-    compress_overall,
-    first_json_object,
     format_reward,
     load_quality,
     rating_reward,
@@ -323,8 +322,9 @@ def test_judge_scores_compression_and_failures() -> None:
     judge = JudgeQuality(llm, seed=7)
     texts = list(JUDGE_REPLIES) + ["sample nine"]  # a repeated text is asked once
     scores = judge.score(texts)
-    assert scores == [1.0, 1.0, 0.3, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    assert (judge.rated, judge.unparsed, judge.failed) == (6, 2, 1)
+    # an overall rating of 12 is outside the rubric's 1-10: unparsed, never guessed
+    assert scores == [1.0, 1.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    assert (judge.rated, judge.unparsed, judge.failed) == (5, 3, 1)
     prompts = [p for batch in llm.batches for p in batch[0]]
     assert len(prompts) == len(JUDGE_REPLIES)
     params = llm.batches[0][1]

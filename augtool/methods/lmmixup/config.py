@@ -465,7 +465,43 @@ class GRPOTrainConfig(TrainingOptions, RewardConfig):
 
 
 @dataclass
-class DistillConfig(RewardConfig):
+class LLMClientOptions:
+    """How an LLM command reaches its model (``distill``'s fusing model, ``rate``'s
+    judge): the client, the local runtime, the cache and the request budget."""
+
+    base_url: str | None = field(
+        default=None, metadata={"help": "openai: server URL, or several comma-separated."}
+    )
+    api_key_env: str = field(
+        default="OPENAI_API_KEY", metadata={"help": "openai: variable holding the API key."}
+    )
+    concurrency: int = field(default=8, metadata={"help": "openai: requests in flight."})
+    timeout: float = field(default=60.0, metadata={"help": "openai: seconds per request."})
+    max_retries: int = field(default=5, metadata={"help": "openai: retries per request."})
+    batch_size: int = field(default=16, metadata={"help": "hf: prompts per generation batch."})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps."})
+    dtype: str = field(default="auto", metadata={"help": "hf: weights dtype."})
+    device_map: str | None = device_map_field()
+    load_in_4bit: bool = load_in_4bit_field()
+    cache: bool = field(default=True, metadata={"help": "Use the LLM response cache."})
+    max_requests: int | None = field(
+        default=None, metadata={"help": "Stop after this many LLM calls; rerun to continue."}
+    )
+
+    def check_client(self) -> None:
+        check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
+        check_device_map(self.device_map)
+        check(self.max_requests is None or self.max_requests >= 1, "max_requests", "must be >= 1")
+
+    def backend_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`augtool.core.generation.load_llm`."""
+        from augtool.core.generation import backend_options
+
+        return backend_options(self)
+
+
+@dataclass
+class DistillConfig(RewardConfig, LLMClientOptions):
     """Distil a pool of low-quality samples: group by embedding similarity, write one fused
     sample per group with the model, keep the ones whose weighted reward passes."""
 
@@ -488,24 +524,8 @@ class DistillConfig(RewardConfig):
     temperature: float = field(default=0.0, metadata={"help": "Sampling temperature (0: greedy)."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold."})
     seed: int = field(default=0, metadata={"help": "Seed of grouping and sampling."})
-    base_url: str | None = field(
-        default=None, metadata={"help": "openai: server URL, or several comma-separated."}
-    )
-    api_key_env: str = field(
-        default="OPENAI_API_KEY", metadata={"help": "openai: variable holding the API key."}
-    )
-    concurrency: int = field(default=8, metadata={"help": "openai: requests in flight."})
     timeout: float = field(default=120.0, metadata={"help": "openai: seconds per request."})
-    max_retries: int = field(default=5, metadata={"help": "openai: retries per request."})
     batch_size: int = field(default=8, metadata={"help": "hf: prompts per generation batch."})
-    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps."})
-    dtype: str = field(default="auto", metadata={"help": "hf: weights dtype."})
-    device_map: str | None = device_map_field()
-    load_in_4bit: bool = load_in_4bit_field()
-    cache: bool = field(default=True, metadata={"help": "Use the LLM response cache."})
-    max_requests: int | None = field(
-        default=None, metadata={"help": "Stop after this many LLM calls; rerun to continue."}
-    )
     judge_base_url: str | None = field(
         default=None,
         metadata={"help": "judge: openai server URL of --judge-llm (not --base-url's)."},
@@ -532,17 +552,10 @@ class DistillConfig(RewardConfig):
         check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
         check(self.temperature >= 0, "temperature", "must be >= 0")
         check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
-        check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
-        check_device_map(self.device_map)
-        check(self.max_requests is None or self.max_requests >= 1, "max_requests", "must be >= 1")
+        self.check_client()
 
     def params(self) -> GenerationParams:
         return GenerationParams(self.max_new_tokens, self.temperature, self.top_p)
-
-    def backend_options(self) -> dict[str, Any]:
-        from augtool.core.generation import backend_options
-
-        return backend_options(self)
 
     def judge_options(self) -> dict[str, Any]:
         """Backend options of the quality judge: its own server and key, the rest shared."""
@@ -554,7 +567,7 @@ class DistillConfig(RewardConfig):
 
 
 @dataclass
-class RateConfig:
+class RateConfig(LLMClientOptions):
     """Rate clean samples 1-10 with an LLM judge (the public code's rubric) into a quality
     bank: each row gets ``rating`` (0-5, the public code's compression of the overall
     rating) and ``rating_detail``; ``grpo``/``distill`` read it with ``--quality-bank``."""
@@ -579,25 +592,7 @@ class RateConfig:
     temperature: float = field(
         default=0.0, metadata={"help": "Judge sampling temperature (0: greedy)."}
     )
-    base_url: str | None = field(
-        default=None, metadata={"help": "openai: server URL, or several comma-separated."}
-    )
-    api_key_env: str = field(
-        default="OPENAI_API_KEY", metadata={"help": "openai: variable holding the API key."}
-    )
-    concurrency: int = field(default=8, metadata={"help": "openai: requests in flight."})
     rpm: float = field(default=0.0, metadata={"help": "openai: requests per minute (0: no cap)."})
-    timeout: float = field(default=60.0, metadata={"help": "openai: seconds per request."})
-    max_retries: int = field(default=5, metadata={"help": "openai: retries per request."})
-    batch_size: int = field(default=16, metadata={"help": "hf: prompts per generation batch."})
-    device: str = field(default="auto", metadata={"help": "hf: auto, cpu, cuda, cuda:N or mps."})
-    dtype: str = field(default="auto", metadata={"help": "hf: weights dtype."})
-    device_map: str | None = device_map_field()
-    load_in_4bit: bool = load_in_4bit_field()
-    cache: bool = field(default=True, metadata={"help": "Use the LLM response cache."})
-    max_requests: int | None = field(
-        default=None, metadata={"help": "Stop after this many LLM calls; rerun to continue."}
-    )
 
     def __post_init__(self) -> None:
         check(bool(self.judge.strip()), "judge", "is required: openai:<model> or hf:<model>")
@@ -609,14 +604,7 @@ class RateConfig:
         )
         check(self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1")
         check(self.temperature >= 0, "temperature", "must be >= 0")
-        check(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}")
-        check_device_map(self.device_map)
-        check(self.max_requests is None or self.max_requests >= 1, "max_requests", "must be >= 1")
+        self.check_client()
 
     def params(self) -> GenerationParams:
         return GenerationParams(self.max_new_tokens, self.temperature, 1.0)
-
-    def backend_options(self) -> dict[str, Any]:
-        from augtool.core.generation import backend_options
-
-        return backend_options(self)

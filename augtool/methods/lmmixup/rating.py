@@ -11,13 +11,13 @@ sample is left out of the bank and counted (``<out>.failed.jsonl`` says why).
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from typing import Any
 
 from augtool.core.generation.jobs import ReplyRejected, Task, derive_seed
 from augtool.core.generation.prompts import LMMIXUP_RATE
-from augtool.methods.lmmixup.rewards import compress_overall, first_json_object
 from augtool.methods.lmmixup.schema import Sample
 
 #: Schema -> the rubric's ``(task_desc, task_name)``, from the public code's ``task_map``
@@ -36,6 +36,27 @@ def rate_prompt(sample: Sample) -> list[dict[str, str]]:
     """The rubric for one sample (its text as it appears inside ``<answer>``)."""
     desc, name = RATING_TASKS.get(sample.schema, RATING_TASKS["qa"])
     return LMMIXUP_RATE.render(sample=sample.render(), task_desc=desc, task_name=name)
+
+
+def first_json_object(reply: str) -> dict[str, Any] | None:
+    """The first JSON object in a reply (code fences and surrounding text tolerated)."""
+    decoder = json.JSONDecoder()
+    start = reply.find("{")
+    while start != -1:
+        try:
+            found, _ = decoder.raw_decode(reply, start)
+        except json.JSONDecodeError:
+            found = None
+        if isinstance(found, dict):
+            return found
+        start = reply.find("{", start + 1)
+    return None
+
+
+def compress_overall(overall: int) -> int:
+    """A 1-10 overall rating squeezed onto 0-5, as the public code does:
+    ``min(9, max(4, overall)) - 4``."""
+    return min(9, max(4, overall)) - 4
 
 
 def _score(value: Any) -> int | None:

@@ -19,8 +19,6 @@ batch at once for ``distill``.
 
 from __future__ import annotations
 
-import json
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,6 +30,7 @@ from augtool.core.generation.params import Failure, GenerationParams, Message
 from augtool.core.generation.prompts import LMMIXUP_JUDGE
 from augtool.core.registry import Registry
 from augtool.methods.lmmixup.config import REWARDS
+from augtool.methods.lmmixup.rating import compress_overall, parse_rating
 from augtool.methods.lmmixup.schema import FIELDS, FORMAT_RE, extract_answer, parse_fields
 
 if TYPE_CHECKING:
@@ -401,41 +400,11 @@ def judge_prompt(text: str) -> list[Message]:
     return LMMIXUP_JUDGE.render(sample=text.strip())
 
 
-def first_json_object(reply: str) -> dict[str, Any] | None:
-    """The first JSON object in a reply (code fences and surrounding text tolerated)."""
-    decoder = json.JSONDecoder()
-    start = reply.find("{")
-    while start != -1:
-        try:
-            found, _ = decoder.raw_decode(reply, start)
-        except json.JSONDecodeError:
-            found = None
-        if isinstance(found, dict):
-            return found
-        start = reply.find("{", start + 1)
-    return None
-
-
 def parse_overall(reply: str) -> int | None:
-    """The integer ``Overall rating`` of a judge's reply, or ``None``."""
-    found = first_json_object(reply)
-    if found is None:
-        return None
-    value = found.get("Overall rating", found.get("Overall"))
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(number):
-        return None
-    return int(round(number))
-
-
-def compress_overall(overall: int) -> int:
-    """A 1-10 overall rating squeezed onto 0-5: ``min(9, max(4, overall)) - 4``."""
-    return min(9, max(4, overall)) - 4
+    """The integer overall rating (1-10) of a judge's reply, or ``None``: read as
+    ``lmmixup rate`` reads it (:func:`augtool.methods.lmmixup.rating.parse_rating`)."""
+    detail = parse_rating(reply)
+    return None if detail is None else detail["Overall"]
 
 
 class JudgeQuality(QualityScorer):
