@@ -740,6 +740,74 @@ def lmmixup_grpo() -> str:
     )
 
 
+def lmmixup_gsm8k() -> str:
+    """docs/lmmixup.md: build -> SFT -> GRPO on GSM8K with a tiny Llama, rewards on
+    held-out groups for the untrained, SFT and GRPO models, and the alignment calibration."""
+    run = load("lmmixup_gsm8k")
+    f, s = run["figures"], run["settings"]
+    models = f["models"]
+
+    def pm(entry: dict[str, Any]) -> str:
+        return f"{entry['mean']:.3f} ± {entry['std']:.3f}"
+
+    names = {"untrained": "untrained (LM only)", "sft": "SFT", "grpo": "SFT + GRPO"}
+    lines = [
+        "| model | total (sampled) | quality | alignment | format | total (greedy) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, label in names.items():
+        m = models[key]
+        sampled = m["sampled"]
+        lines.append(
+            f"| {label} | **{pm(sampled['total'])}** | {pm(sampled['quality'])} | "
+            f"{pm(sampled['alignment'])} | {pm(sampled['format'])} | "
+            f"{pm(m['greedy']['total'])} |"
+        )
+    paired = f["paired_grpo_minus_sft"]["total"]
+    verdict = "GRPO beats SFT" if f["grpo_beats_sft"] else "**GRPO does not beat SFT**"
+    if f["grpo_beats_sft"] and paired["wilcoxon_p"] >= 0.05:
+        verdict += " on the mean, but not significantly at the 5% level"
+    untrained = (
+        "both beat the untrained model"
+        if f["both_beat_untrained"]
+        else "**not both above the untrained model**"
+    )
+    c = f["calibration"]
+    own, other = c["own_inputs"], c["other_rows"]
+    quantiles = ("q05", "q25", "q50", "q75", "q95")
+    encoder = s["encoder"].split("/")[-1]
+    calibration = [
+        f"| cosines ({encoder}) | n | 5% | 25% | 50% | 75% | 95% | at or above the threshold |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| target vs its own inputs | {own['n']} | "
+        + " | ".join(f"{own[q]:.3f}" for q in quantiles)
+        + f" | {100 * c['own_at_or_above']:.0f}% |",
+        f"| target vs another row's input | {other['n']} | "
+        + " | ".join(f"{other[q]:.3f}" for q in quantiles)
+        + f" | {100 * c['other_at_or_above']:.0f}% |",
+    ]
+    return (
+        "\n".join(lines)
+        + f"\n\nMean ± std over {f['heldout_groups']} held-out groups of the per-group mean "
+        f"reward; sampled: {s['eval_samples']} completions per group at temperature 1.0, "
+        f"greedy: one. Weights quality {s['weights']['quality']}, alignment "
+        f"{s['weights']['alignment']}, format {s['weights']['format']}; quality is the cosine "
+        f"scorer (no rated bank offline). GRPO − SFT, sampled total: "
+        f"{paired['mean_difference']:+.4f} ({paired['groups_better']} groups better, "
+        f"{paired['groups_worse']} worse; Wilcoxon signed-rank p = {paired['wilcoxon_p']:.3g})"
+        f": {verdict}; {untrained}. Model: {f['parameters'] / 1e6:.1f}M-parameter Llama "
+        f"(hidden {s['hidden']}, {s['layers']} layers), {f['train_groups']} training groups, "
+        f"SFT {f['sft_steps']} steps ({f['timings']['sft_seconds'] / 60:.0f} min), GRPO "
+        f"{f['grpo_steps']} steps ({f['timings']['grpo_seconds'] / 60:.0f} min).\n\n"
+        f"Alignment threshold (`--align-threshold auto`, quantile {c['quantile']} of the "
+        f"own-input cosines): **{f['alignment_threshold']:.4f}**.\n\n"
+        + "\n".join(calibration)
+        + "\n\n"
+        + _provenance(run)
+        + "\n"
+    )
+
+
 INVERSION_ARMS = {
     "warm": "`pinr train-decoder` (warm-started from ψ's BERT, the default)",
     "warm+corrected": "the same, with 2 corrector steps",
@@ -1158,6 +1226,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "task-model-trec": task_model_trec,
     "topex-explore-performance": topex_explore_performance,
     "lmmixup-grpo": lmmixup_grpo,
+    "lmmixup-gsm8k": lmmixup_gsm8k,
     "encoders-performance": encoders_performance,
     "pinr-particles": pinr_particles,
     "llm-performance": llm_performance,
