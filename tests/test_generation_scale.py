@@ -241,7 +241,7 @@ def test_grpo_arguments_carry_the_vllm_server_settings(tmp_path: Path, monkeypat
     from augtool.methods.lmmixup.training import grpo_arguments
 
     plain = grpo_arguments(GRPOTrainConfig(device="cpu"), tmp_path, [1.0, 0.5])
-    assert plain.use_vllm is False and plain.num_generations == 8
+    assert plain.use_vllm is False and plain.num_generations == 4  # the public config's n
 
     monkeypatch.setattr(lmm_config, "vllm_installed", lambda: True)
     config = GRPOTrainConfig(
