@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from augtool.core.config import check
 from augtool.core.hub import DEFAULT_ENCODER
-from augtool.methods.coannotate.config import _llm_field
-from augtool.methods.llm_baselines import check_llm_options
+from augtool.methods.llm_baselines import LLMJudgeOptions, check_llm_options
 
 #: The checks of the report, in report order.
 CHECKS = ("label", "distribution", "diversity", "duplicates")
@@ -65,7 +63,7 @@ def parse_gates(values: list[str]) -> dict[str, float]:
 
 
 @dataclass
-class AuditConfig:
+class AuditConfig(LLMJudgeOptions):
     """One quality report of augmented (or condensed) sets against their originals."""
 
     reference: str = field(
@@ -162,22 +160,6 @@ class AuditConfig:
             "on openai:), loglik or parse."
         },
     )
-    base_url: str | None = _llm_field("base_url")
-    api_key_env: str = _llm_field("api_key_env")
-    concurrency: int = _llm_field("concurrency")
-    rpm: float = _llm_field("rpm")
-    timeout: float = _llm_field("timeout")
-    max_retries: int = _llm_field("max_retries")
-    device: str = _llm_field("device")
-    dtype: str = _llm_field("dtype")
-    device_map: str | None = _llm_field("device_map")
-    load_in_4bit: bool = _llm_field("load_in_4bit")
-    batch_size: int = _llm_field("batch_size")
-    max_new_tokens: int = _llm_field("max_new_tokens", default=16)
-    temperature: float = _llm_field("temperature", default=0.0)
-    cache: bool = _llm_field("cache")
-    max_requests: int | None = _llm_field("max_requests")
-    text_field: str = _llm_field("text_field")
     label_field: str = field(default="label", metadata={"help": "JSON field holding the label."})
 
     def __post_init__(self) -> None:
@@ -250,9 +232,3 @@ class AuditConfig:
         if self.space == "auto":
             return "model" if self.judge_kind == "model" else "encoder"
         return self.space
-
-    def backend_options(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`augtool.core.generation.load_llm`."""
-        from augtool.core.generation import backend_options
-
-        return backend_options(self)

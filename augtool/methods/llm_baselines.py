@@ -166,6 +166,49 @@ class LLMConfig:
         return backend_options(self)
 
 
+def llm_field(name: str, **override: Any) -> Any:
+    """The config field ``name`` of :class:`LLMConfig` (its help), with another default:
+    commands that are not ``llm`` jobs declare the same options once, with one help."""
+    import dataclasses
+
+    base = LLMConfig.__dataclass_fields__[name]
+    if "default" in override:
+        return field(default=override["default"], metadata=base.metadata)
+    if base.default is not dataclasses.MISSING:
+        return field(default=base.default, metadata=base.metadata)
+    return field(default_factory=base.default_factory, metadata=base.metadata)  # type: ignore[arg-type]
+
+
+@dataclass
+class LLMJudgeOptions:
+    """The LLM options of a command that asks an LLM for labels or verdicts
+    (``coannotate``, ``audit``): the client, the runtime, greedy 16-token replies, the
+    cache and the request budget."""
+
+    base_url: str | None = llm_field("base_url")
+    api_key_env: str = llm_field("api_key_env")
+    concurrency: int = llm_field("concurrency")
+    rpm: float = llm_field("rpm")
+    timeout: float = llm_field("timeout")
+    max_retries: int = llm_field("max_retries")
+    device: str = llm_field("device")
+    dtype: str = llm_field("dtype")
+    device_map: str | None = llm_field("device_map")
+    load_in_4bit: bool = llm_field("load_in_4bit")
+    batch_size: int = llm_field("batch_size")
+    max_new_tokens: int = llm_field("max_new_tokens", default=16)
+    temperature: float = llm_field("temperature", default=0.0)
+    cache: bool = llm_field("cache")
+    max_requests: int | None = llm_field("max_requests")
+    text_field: str = llm_field("text_field")
+
+    def backend_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`augtool.core.generation.load_llm`."""
+        from augtool.core.generation import backend_options
+
+        return backend_options(self)
+
+
 @dataclass
 class RewriteConfig(LLMConfig):
     """LLM-Rew: rewrite each labelled row, keeping its label."""

@@ -7,12 +7,10 @@ replies of at most 16 tokens.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 from augtool.core.config import check
-from augtool.methods.llm_baselines import LLMConfig, check_llm_options
+from augtool.methods.llm_baselines import LLMJudgeOptions, check_llm_options, llm_field
 
 #: ``--aggregate`` choices: majority vote, weighted vote (Wawa), Dawid-Skene, GLAD.
 AGGREGATES = ("majority", "weighted", "dawid-skene", "glad")
@@ -29,18 +27,8 @@ _ANNOTATOR_HELP = (
 )
 
 
-def _llm_field(name: str, **override: Any) -> Any:
-    """The config field ``name`` of :class:`LLMConfig` (its help), with another default."""
-    base = LLMConfig.__dataclass_fields__[name]
-    if "default" in override:
-        return field(default=override["default"], metadata=base.metadata)
-    if base.default is not dataclasses.MISSING:
-        return field(default=base.default, metadata=base.metadata)
-    return field(default_factory=base.default_factory, metadata=base.metadata)  # type: ignore[arg-type]
-
-
 @dataclass
-class CoannotateConfig:
+class CoannotateConfig(LLMJudgeOptions):
     """Label every row with several annotators and aggregate their answers."""
 
     annotator: list[str] = field(default_factory=list, metadata={"help": _ANNOTATOR_HELP})
@@ -93,21 +81,7 @@ class CoannotateConfig:
             "its labelling config). No server is needed."
         },
     )
-    base_url: str | None = _llm_field("base_url")
-    api_key_env: str = _llm_field("api_key_env")
-    concurrency: int = _llm_field("concurrency")
-    rpm: float = _llm_field("rpm")
-    timeout: float = _llm_field("timeout")
-    max_retries: int = _llm_field("max_retries")
-    device: str = _llm_field("device")
-    dtype: str = _llm_field("dtype")
-    device_map: str | None = _llm_field("device_map")
-    load_in_4bit: bool = _llm_field("load_in_4bit")
-    batch_size: int = _llm_field("batch_size")
-    max_new_tokens: int = _llm_field("max_new_tokens", default=16)
-    temperature: float = _llm_field("temperature", default=0.0)
-    seed: int = _llm_field("seed")
-    cache: bool = _llm_field("cache")
+    seed: int = llm_field("seed")
     prompt_file: str | None = field(
         default=None,
         metadata={
@@ -134,8 +108,6 @@ class CoannotateConfig:
         default=True,
         metadata={"help": "loglik: compare per-token (length-normalised) log-likelihoods."},
     )
-    max_requests: int | None = _llm_field("max_requests")
-    text_field: str = _llm_field("text_field")
     label_field: str = field(
         default="label",
         metadata={"help": "JSON field the aggregate label is written to (and read from)."},
@@ -169,12 +141,6 @@ class CoannotateConfig:
         )
         check_llm_options(self)
         check(self.scoring in SCORINGS, "scoring", f"must be one of {', '.join(SCORINGS)}")
-
-    def backend_options(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`augtool.core.generation.load_llm`."""
-        from augtool.core.generation import backend_options
-
-        return backend_options(self)
 
 
 @dataclass
